@@ -1,0 +1,99 @@
+//! The stack-switching core of greenlet-rs: greenlet's *stack slicing*, without Python.
+//!
+//! # The model
+//!
+//! All greenlets of a thread run on that thread's own stack. A greenlet owns the slice
+//! `[stack_start, stack_stop)` of it (the stack grows down, so `start < stop`):
+//!
+//! - `stop` is fixed when the greenlet starts: the address of a local in the frame that started it
+//!   (the *mark*). The main greenlet's `stop` is `usize::MAX`.
+//! - `start` is the SP at which the greenlet last switched away.
+//!
+//! Slices overlap: a greenlet started deep in one greenlet's recursion reuses memory that a greenlet
+//! started higher up also needs. Switching from `current` to `target` therefore
+//!
+//! 1. pushes `current`'s callee-saved registers and records its SP as its `start`;
+//! 2. copies to the heap the bytes of other greenlets' slices that lie in the target's way, i.e. below
+//!    `target.stop` (each slice is copied incrementally, only the part not saved yet);
+//! 3. moves the SP to `target.start`, copies the target's heap copy back into
+//!    `[target.start, target.start + saved)` from a frame below it, and pops the target's registers.
+//!
+//! A greenlet that has not started gets no stack of its own: step 2 runs for `[.., mark)`, step 3 is
+//! skipped, and [`switch`] returns [`SwitchOutcome::Started`] on the current stack. The caller then *is*
+//! the new greenlet, running below the mark. No stack is allocated, ever; an idle greenlet costs only
+//! the bytes of its slice that others overwrote ([`StackState::saved_bytes`], upstream's `_stack_saved`).
+//!
+//! [`StackState`] is the per-greenlet bookkeeping; [`switch`] is the switch; [`SwitchContext`] is the
+//! per-thread scratch the assembly carries across it. Everything else (which greenlet is current,
+//! parents, values passed, Python state) belongs to the caller.
+//!
+//! # Supported targets
+//!
+//! | arch | ABI | OS | file | saved besides the SP |
+//! |---|---|---|---|---|
+//! | x86_64 | System V | Linux, macOS, BSDs | `src/arch/x86_64_sysv.rs` | rbx, rbp, r12–r15, MXCSR, x87 CW |
+//! | aarch64 | AAPCS64 | Linux, macOS, BSDs | `src/arch/aarch64_aapcs.rs` | x19–x30, d8–d15, FPCR |
+//!
+//! Anything else (Windows included) is a compile error. Tested: x86_64 Linux. aarch64: compiled only.
+//! CET shadow stacks are not supported (upstream greenlet has the same limit).
+//!
+//! # Safety contract
+//!
+//! [`switch`] and [`StackState::for_new_greenlet`] are `unsafe`; their callers promise:
+//!
+//! 1. **One thread.** Each OS thread has its own main greenlet ([`StackState::main`]) and its own
+//!    [`SwitchContext`] at a stable heap address. A switch only ever involves `StackState`s of the
+//!    calling thread.
+//! 2. **Fixed addresses.** A `StackState` does not move while its greenlet is started (they link each
+//!    other by raw pointers). It may be dropped or [`reset`](StackState::reset) only when it cannot be
+//!    on the running greenlet's *stack chain* (the `prev` links the switch walks): an unstarted
+//!    greenlet; a dead one, once the switch away from it has returned in another greenlet; any
+//!    greenlet while the thread's main greenlet is the one running (its chain is itself alone); or any
+//!    greenlet of a thread that has no running greenlet any more. A *suspended* greenlet of a live
+//!    thread may be on the chain even if it is unrelated to the running one (a greenlet resumed below
+//!    the slice of another one links to it), so kill it first (switch into it and let it finish), as
+//!    upstream greenlet does.
+//! 3. **The start stub.** A greenlet is started by a dedicated `#[inline(never)]` function (call it
+//!    `initial_stub(mark, ..)`) whose *caller* passes the address of one of its own locals as `mark`
+//!    (force it into memory, e.g. with `core::hint::black_box(&mut local)`). The stub calls
+//!    [`StackState::for_new_greenlet`]`(mark, current)` and then [`switch`]. The whole stub frame lies
+//!    below the mark, so the new greenlet owns all of it. On [`SwitchOutcome::Started`] the stub is the
+//!    new greenlet:
+//!    - it calls [`StackState::set_active`] first;
+//!    - it must never return from the stub (the frames above belong to the greenlet that started it),
+//!      and after its first switch must not touch anything at or above the mark;
+//!    - it must not let a panic unwind out of the stub: catch it and hand it to another greenlet;
+//!    - it ends by calling [`StackState::set_inactive`] and switching away; that switch never returns
+//!      and never saves the dying stack. The dying `StackState` must stay valid until the target is
+//!      running; the target may then free it.
+//!
+//!    On [`SwitchOutcome::Resumed`] the stub is still the greenlet that called it, resumed later:
+//!    it returns normally.
+//! 4. **Nothing scope-bound across a switch.** When [`switch`] returns, any other greenlet's stack
+//!    memory may hold someone else's bytes. Do not keep references into another greenlet's stack, nor
+//!    any `RefCell` borrow, lock guard or `thread_local!` closure, across a switch. Locals of the
+//!    resumed greenlet's own frames are valid again (they are its own past), but *which* greenlet is
+//!    running must be re-read from per-thread state after every switch: set a per-thread "switching
+//!    target" before switching, and after the switch returns, that variable names the greenlet that
+//!    is now running.
+//! 5. **Targets.** A target is active (suspended) or about to start (`for_new_greenlet`, never
+//!    switched into yet). Never switch to a dead greenlet: a null `start` means "start it". Switching
+//!    to the running greenlet itself is allowed and returns [`SwitchOutcome::Resumed`] at once.
+//! 6. **Errors.** On [`SwitchError::OutOfMemory`] nothing moved; if the target was about to start,
+//!    [`reset`](StackState::reset) it before anything else uses it.
+//!
+//! Floating-point control state (MXCSR and the x87 control word, FPCR on aarch64) is per greenlet: a
+//! greenlet that changes its rounding mode does not change anyone else's, and a new greenlet starts
+//! with the mode of the greenlet that started it.
+
+#![warn(missing_docs)]
+
+mod arch;
+mod stack_state;
+mod switch;
+
+pub use stack_state::StackState;
+pub use switch::{SwitchContext, SwitchError, SwitchOutcome, switch};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,501 @@
+//! [`StackState`]: which slice of the thread stack a greenlet owns, and the heap copy of the part of it
+//! that other greenlets have overwritten.
+//!
+//! The picture to keep in mind (the stack grows down, towards lower addresses):
+//!
+//! ```text
+//!   high   +----------------------+ <- main.stop == usize::MAX (never reached)
+//!          |  main's frames       |
+//!          |  .. mark_a ..........| <- a.stop   (a local in the frame that started `a`)
+//!          |  a's frames          |
+//!          |  .. mark_b ..........| <- b.stop   (a local in the frame of `a` that started `b`)
+//!          |  b's frames          |
+//!          +----------------------+ <- b.start  (b's SP when it last switched away)
+//!   low
+//! ```
+//!
+//! A suspended greenlet `g` logically owns `[g.start, g.stop)`. The low `g.saved` bytes of that range,
+//! `[g.start, g.start + g.saved)`, have been moved to the heap buffer `g.copy` because another greenlet
+//! needed the memory; the rest, `[g.start + g.saved, g.stop)`, is still live on the stack.
+//!
+//! `prev` links the running greenlet to the greenlet owning the stack just above it, and so on up to
+//! the main greenlet: that chain (the *stack chain*) is exactly the set of greenlets that may still have
+//! live bytes on the stack. Every greenlet off the chain is either fully saved, dead or unstarted.
+
+use core::ptr;
+use std::alloc::{self, Layout};
+
+/// `start` of a greenlet that is running: any non-null value marks it active, the real SP is only
+/// written when it switches away.
+const RUNNING: *mut u8 = ptr::without_provenance_mut(1);
+
+/// `stop` of a main greenlet: above every address, so the main greenlet is never saved whole.
+const MAIN_STOP: *mut u8 = ptr::without_provenance_mut(usize::MAX);
+
+/// Alignment of the heap copies. The bytes are only ever moved with `memcpy`; word alignment merely
+/// keeps that `memcpy` on its fast path.
+const COPY_ALIGN: usize = align_of::<usize>();
+
+/// Per-greenlet stack bookkeeping (upstream greenlet's `StackState`).
+///
+/// # States
+///
+/// | state | `start` | `stop` | how it gets there |
+/// |---|---|---|---|
+/// | unstarted | null | null | [`StackState::unstarted`], [`StackState::reset`] |
+/// | about to start | null | mark | [`StackState::for_new_greenlet`] |
+/// | running | non-null (1 or a stale SP) | mark | [`StackState::set_active`] after [`SwitchOutcome::Started`](crate::SwitchOutcome::Started), or a switch into it |
+/// | suspended | its SP at the switch | mark | [`switch`](crate::switch) away from it |
+/// | dead | null | mark | [`StackState::set_inactive`] |
+///
+/// "About to start" and "dead" look the same; the caller knows which one it means (a target of
+/// [`switch`](crate::switch) with a null `start` is always started, never resumed).
+///
+/// # Address stability
+///
+/// `StackState`s point at each other with raw pointers (`prev`, and the [`SwitchContext`](crate::SwitchContext)),
+/// so a `StackState` must not move while its greenlet is started, and must not be dropped or
+/// [`reset`](StackState::reset) while it is on the running greenlet's stack chain (see the crate docs).
+/// Keep it in a heap allocation (a `Box`, a Python object) for the greenlet's whole life.
+///
+/// It is neither `Send` nor `Sync`: the slices it describes exist only on one thread's stack.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>() {}
+/// assert_send::<greenlet_core::StackState>();
+/// ```
+#[derive(Debug)]
+pub struct StackState {
+    /// Null: not active (unstarted, about to start, or dead). [`RUNNING`] or a stale SP: running.
+    /// Otherwise the SP saved by the switch that suspended this greenlet.
+    start: *mut u8,
+    /// Null: unstarted. [`MAIN_STOP`]: a main greenlet. Otherwise the (exclusive) top of its slice.
+    stop: *mut u8,
+    /// Heap buffer holding the `saved` bytes that belong at `[start, start + saved)`, or null.
+    copy: *mut u8,
+    /// How many bytes of the slice are in `copy`.
+    saved: usize,
+    /// The `StackState` owning the stack region just above this one, or null.
+    prev: *mut StackState,
+}
+
+impl StackState {
+    /// The state of a greenlet that has not started: no slice, nothing saved.
+    pub const fn unstarted() -> Self {
+        StackState {
+            start: ptr::null_mut(),
+            stop: ptr::null_mut(),
+            copy: ptr::null_mut(),
+            saved: 0,
+            prev: ptr::null_mut(),
+        }
+    }
+
+    /// The state of a thread's main greenlet: always active, and owning the whole stack above every
+    /// other greenlet, so it is only ever saved in part (up to the target's `stop`).
+    pub const fn main() -> Self {
+        StackState {
+            start: RUNNING,
+            stop: MAIN_STOP,
+            copy: ptr::null_mut(),
+            saved: 0,
+            prev: ptr::null_mut(),
+        }
+    }
+
+    /// The state of a greenlet about to be started from the running greenlet `current`.
+    ///
+    /// `mark` becomes the top (`stop`) of the new greenlet's slice: it must be the address of a local in
+    /// the frame that *calls* the function doing the starting switch (see the crate docs). The new
+    /// greenlet's `prev` is `current`, or `current`'s own `prev` if `current` is dying (inactive): a
+    /// dying greenlet is never saved, so it cannot own the stack above the new one.
+    ///
+    /// # Safety
+    ///
+    /// `current` must point to a live `StackState` of the running greenlet of this thread (it is
+    /// read, and stored as `prev`). `mark` must satisfy the contract above.
+    pub unsafe fn for_new_greenlet(mark: *mut u8, current: *const StackState) -> Self {
+        // SAFETY: the caller guarantees `current` points to a live StackState.
+        let current_ref = unsafe { &*current };
+        let prev = if current_ref.active() {
+            current.cast_mut()
+        } else {
+            current_ref.prev
+        };
+        StackState {
+            start: ptr::null_mut(),
+            stop: mark,
+            copy: ptr::null_mut(),
+            saved: 0,
+            prev,
+        }
+    }
+
+    /// Whether the greenlet was ever given a slice (`stop` is set): true from
+    /// [`for_new_greenlet`](StackState::for_new_greenlet) on, including once dead.
+    pub fn started(&self) -> bool {
+        !self.stop.is_null()
+    }
+
+    /// Whether the greenlet is running or suspended (`start` is set): false when unstarted, about to
+    /// start, or dead.
+    pub fn active(&self) -> bool {
+        !self.start.is_null()
+    }
+
+    /// Whether this is a thread's main greenlet.
+    pub fn is_main(&self) -> bool {
+        self.stop == MAIN_STOP
+    }
+
+    /// How many bytes of this greenlet's slice currently live in the heap copy (upstream
+    /// `_stack_saved`). Always 0 for the running greenlet.
+    pub fn saved_bytes(&self) -> usize {
+        self.saved
+    }
+
+    /// Low end of the slice: the SP saved when the greenlet last switched away. Meaningless (null, 1 or
+    /// stale) unless the greenlet is suspended.
+    pub fn stack_start(&self) -> *mut u8 {
+        self.start
+    }
+
+    /// High end (exclusive) of the slice: the start mark; `usize::MAX` for a main greenlet; null if
+    /// unstarted.
+    pub fn stack_stop(&self) -> *mut u8 {
+        self.stop
+    }
+
+    /// Mark the greenlet as running. The new greenlet calls this first thing after
+    /// [`switch`](crate::switch) returned [`SwitchOutcome::Started`](crate::SwitchOutcome::Started).
+    pub fn set_active(&mut self) {
+        self.start = RUNNING;
+    }
+
+    /// Mark the greenlet as dead: `start` becomes null and any heap copy is freed. A dying greenlet
+    /// calls this before its last switch; that switch then never saves its stack.
+    pub fn set_inactive(&mut self) {
+        self.start = ptr::null_mut();
+        self.free_copy();
+    }
+
+    /// Forget everything: free the heap copy and become [`unstarted`](StackState::unstarted). Used to
+    /// throw away the state of a greenlet whose thread has died, or of a start that failed.
+    pub fn reset(&mut self) {
+        self.free_copy();
+        *self = StackState::unstarted();
+    }
+
+    /// Copy `n` bytes that logically belong to this (suspended) greenlet's stack at address `src`
+    /// into `dest`: the bytes in `[start, start + saved)` come from the heap copy, all others from
+    /// the live stack. This is how a frame of a suspended greenlet is read.
+    ///
+    /// # Safety
+    ///
+    /// - `dest` must be valid for writes of `n` bytes and must not overlap the heap copy.
+    /// - Every byte of `[src, src + n)` that is outside `[start, start + saved)` must be readable
+    ///   memory (in practice: the part of the greenlet's slice still live on this thread's stack).
+    /// - No switch may happen during the call (the heap copy must not change under it).
+    pub unsafe fn copy_from_stack(&self, dest: *mut u8, src: *const u8, n: usize) {
+        let lo = src as usize;
+        let hi = lo + n;
+        // An empty saved range when nothing is saved (including the running greenlet, whose `start` is
+        // a placeholder).
+        let saved_lo = self.start as usize;
+        let saved_hi = saved_lo + self.saved;
+        // The part of [lo, hi) in the heap copy: [mid_lo, mid_hi), possibly empty.
+        let mid_lo = lo.max(saved_lo).min(hi);
+        let mid_hi = hi.min(saved_hi).max(mid_lo);
+        // SAFETY:
+        // - [lo, mid_lo) and [mid_hi, hi) are outside the saved range, so readable by the caller's
+        //   contract, and land inside `dest`'s n bytes;
+        // - [mid_lo, mid_hi) is inside [start, start + saved), which `copy` holds at offset
+        //   `mid_lo - start`;
+        // - `dest` does not overlap the copy (caller), nor can it overlap what it is filled from on the
+        //   stack, except if the caller passed overlapping ranges, which the contract excludes.
+        unsafe {
+            ptr::copy_nonoverlapping(src, dest, mid_lo - lo);
+            if mid_hi > mid_lo {
+                ptr::copy_nonoverlapping(
+                    self.copy.add(mid_lo - saved_lo),
+                    dest.add(mid_lo - lo),
+                    mid_hi - mid_lo,
+                );
+            }
+            ptr::copy_nonoverlapping(src.add(mid_hi - lo), dest.add(mid_hi - lo), hi - mid_hi);
+        }
+    }
+
+    /// Extend the heap copy so that it covers `[start, stop)`, copying only the bytes
+    /// `[start + saved, stop)` that are not saved yet. Does nothing if they are.
+    ///
+    /// Returns `false` if the buffer could not be grown; the state is then unchanged.
+    ///
+    /// # Safety
+    ///
+    /// The greenlet must be suspended (`start` is its real SP), and `[start + saved, stop)` must
+    /// still hold its bytes on the live stack, i.e. it is on the stack chain of the switch in progress.
+    pub(crate) unsafe fn save_up_to(&mut self, stop: *mut u8) -> bool {
+        let have_hi = self.start as usize + self.saved;
+        if stop as usize <= have_hi {
+            return true;
+        }
+        let want = stop as usize - self.start as usize;
+        let Ok(new_layout) = Layout::from_size_align(want, COPY_ALIGN) else {
+            return false;
+        };
+        let buf = if self.copy.is_null() {
+            // SAFETY: `want > saved >= 0`, so the layout has a non-zero size.
+            unsafe { alloc::alloc(new_layout) }
+        } else {
+            // SAFETY:
+            // - `copy` was allocated by this module with exactly `copy_layout(saved)`;
+            // - `want` is non-zero, and fits `isize` (checked by `Layout::from_size_align`).
+            unsafe { alloc::realloc(self.copy, copy_layout(self.saved), want) }
+        };
+        if buf.is_null() {
+            return false;
+        }
+        // SAFETY:
+        // - the source [start + saved, stop) is this greenlet's live stack (caller's contract);
+        // - the destination is the tail of the `want`-byte buffer just allocated;
+        // - a heap buffer and the stack never overlap.
+        unsafe {
+            ptr::copy_nonoverlapping(
+                self.start.add(self.saved),
+                buf.add(self.saved),
+                want - self.saved,
+            );
+        }
+        self.copy = buf;
+        self.saved = want;
+        true
+    }
+
+    /// Put the heap copy back at `[start, start + saved)` and free it.
+    ///
+    /// # Safety
+    ///
+    /// The SP must already be below `start`, and the caller's own frame too: this overwrites
+    /// `[start, start + saved)` with no regard for what is there.
+    pub(crate) unsafe fn restore_copy(&mut self) {
+        if self.saved != 0 {
+            // SAFETY:
+            // - `copy` holds `saved` initialised bytes;
+            // - [start, start + saved) is part of this thread's stack, above the SP and above every
+            //   frame still in use (caller's contract);
+            // - a heap buffer and the stack never overlap.
+            unsafe { ptr::copy_nonoverlapping(self.copy, self.start, self.saved) };
+        }
+        self.free_copy();
+    }
+
+    /// Free the heap copy, if any.
+    fn free_copy(&mut self) {
+        if !self.copy.is_null() {
+            // SAFETY: `copy` was allocated by `save_up_to` with exactly `copy_layout(saved)`.
+            unsafe { alloc::dealloc(self.copy, copy_layout(self.saved)) };
+            self.copy = ptr::null_mut();
+        }
+        self.saved = 0;
+    }
+}
+
+/// What [`save_slices`] decided.
+pub(crate) enum SaveOutcome {
+    /// The target is suspended: move the SP by this many bytes (wrapping) to reach its saved SP.
+    Resume(usize),
+    /// The target is about to start: stay on this stack.
+    Start,
+    /// A heap copy could not be grown.
+    OutOfMemory,
+}
+
+/// The save half of a switch from `current` to `target`, run by the switch hook with `sp` the current
+/// greenlet's SP after it pushed its registers.
+///
+/// Records `sp` as `current`'s `start` (unless `current` is dying), then walks the stack chain from
+/// `current` upwards, saving to the heap every slice that lies below `target.stop` (entirely if it
+/// ends below it, up to `target.stop` otherwise), so that the target's slice is free to be restored.
+///
+/// # Safety
+///
+/// - `current` and `target` point to live `StackState`s of this thread; `current` is the running
+///   greenlet (active, or dying after [`StackState::set_inactive`]), `target` is active or about to
+///   start, and every `StackState` on `current`'s stack chain is live.
+/// - `sp` is the current SP, and the caller's frame is below every byte this saves.
+pub(crate) unsafe fn save_slices(
+    current: *mut StackState,
+    target: *mut StackState,
+    sp: *mut u8,
+) -> SaveOutcome {
+    // SAFETY (all dereferences below): `current`, `target` and every `prev` reached from `current`
+    // are live StackStates of this thread (caller's contract). No reference is held across another
+    // dereference of the same pointer.
+    unsafe {
+        let target_stop = (*target).stop;
+        let mut owner = current;
+        if (*owner).start.is_null() {
+            // `current` is dying: its stack is garbage, never save it.
+            owner = (*owner).prev;
+        } else {
+            (*owner).start = sp;
+        }
+        // Slices entirely inside the target's range are saved whole and leave the chain.
+        while !owner.is_null() && (*owner).stop < target_stop {
+            let owner_stop = (*owner).stop;
+            // `owner` is on the chain, so its unsaved bytes are still live.
+            if !(*owner).save_up_to(owner_stop) {
+                return SaveOutcome::OutOfMemory;
+            }
+            owner = (*owner).prev;
+        }
+        // The first slice reaching above the target's top only loses the part below it. Slices
+        // further up the chain start above this one's live part, so they do not overlap.
+        if !owner.is_null() && owner != target && !(*owner).save_up_to(target_stop) {
+            return SaveOutcome::OutOfMemory;
+        }
+        let target_start = (*target).start;
+        if target_start.is_null() {
+            SaveOutcome::Start
+        } else {
+            SaveOutcome::Resume((target_start as usize).wrapping_sub(sp as usize))
+        }
+    }
+}
+
+/// The restore half of a switch from `current` to `target`, run by the switch hook once the SP is
+/// below `target.start`: put the target's heap copy back and relink the target to the first greenlet
+/// of `current`'s stack chain that owns stack above the target's `stop`.
+///
+/// # Safety
+///
+/// - As for [`save_slices`], which must have returned [`SaveOutcome::Resume`] for this switch.
+/// - The SP, and the caller's whole frame, are below `target.start`.
+pub(crate) unsafe fn restore_slices(current: *mut StackState, target: *mut StackState) {
+    // SAFETY (all dereferences below): as in `save_slices`. `restore_copy` may overwrite the target's
+    // slice because the SP and this frame are below it (caller's contract).
+    unsafe {
+        (*target).restore_copy();
+        let target_stop = (*target).stop;
+        let mut owner = current;
+        if (*owner).start.is_null() {
+            owner = (*owner).prev;
+        }
+        while !owner.is_null() && (*owner).stop <= target_stop {
+            owner = (*owner).prev;
+        }
+        (*target).prev = owner;
+    }
+}
+
+impl Default for StackState {
+    fn default() -> Self {
+        StackState::unstarted()
+    }
+}
+
+impl Drop for StackState {
+    fn drop(&mut self) {
+        self.free_copy();
+    }
+}
+
+/// The layout of a heap copy of `n` bytes (`n > 0`), identical for allocation and deallocation.
+fn copy_layout(n: usize) -> Layout {
+    // Never fails: `n` was accepted by `Layout::from_size_align` when the copy was grown to it.
+    Layout::from_size_align(n, COPY_ALIGN).unwrap_or(Layout::new::<u8>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constructors_and_predicates() {
+        let u = StackState::unstarted();
+        assert!(!u.started() && !u.active() && !u.is_main());
+        assert_eq!(u.saved_bytes(), 0);
+
+        let m = StackState::main();
+        assert!(m.started() && m.active() && m.is_main());
+        assert_eq!(m.stack_stop() as usize, usize::MAX);
+
+        let mut mark = 0u64;
+        let mark_ptr = (&raw mut mark).cast::<u8>();
+        // SAFETY: `m` is a live StackState.
+        let mut g = unsafe { StackState::for_new_greenlet(mark_ptr, &m) };
+        assert!(g.started() && !g.active() && !g.is_main());
+        assert_eq!(g.prev, (&raw const m).cast_mut());
+        assert_eq!(g.stack_stop(), mark_ptr);
+
+        g.set_active();
+        assert!(g.active());
+        // A greenlet started from a dying one hangs below the dying one's prev.
+        g.set_inactive();
+        assert!(g.started() && !g.active());
+        // SAFETY: `g` is a live StackState.
+        let h = unsafe { StackState::for_new_greenlet(mark_ptr, &g) };
+        assert_eq!(h.prev, (&raw const m).cast_mut());
+
+        g.reset();
+        assert!(!g.started() && !g.active() && g.prev.is_null());
+    }
+
+    #[test]
+    fn save_grows_incrementally_and_copy_from_stack_splices() {
+        // A fake "stack" in a heap buffer: the greenlet owns [16, 64) of it.
+        let mut fake: Vec<u8> = (0..96u8).collect();
+        let base = fake.as_mut_ptr();
+        let mut s = StackState::unstarted();
+        // SAFETY: both offsets are inside `fake`.
+        unsafe {
+            s.start = base.add(16);
+            s.stop = base.add(64);
+        }
+        // SAFETY: [start, 32) and then [32, 48) are readable bytes of `fake`.
+        unsafe {
+            assert!(s.save_up_to(base.add(32)));
+            assert_eq!(s.saved_bytes(), 16);
+            assert!(s.save_up_to(base.add(24))); // already covered: no-op
+            assert_eq!(s.saved_bytes(), 16);
+            assert!(s.save_up_to(base.add(48)));
+        }
+        assert_eq!(s.saved_bytes(), 32);
+
+        // Another greenlet scribbles over the live bytes.
+        for b in fake.iter_mut() {
+            *b = 0xEE;
+        }
+        let base = fake.as_mut_ptr();
+        let mut out = [0u8; 96];
+        // SAFETY: all of `fake` is readable; `out` is 96 bytes and separate from the copy.
+        unsafe { s.copy_from_stack(out.as_mut_ptr(), base, 96) };
+        for (i, &b) in out.iter().enumerate() {
+            let expect = if (16..48).contains(&i) { i as u8 } else { 0xEE };
+            assert_eq!(b, expect, "byte {i}");
+        }
+        // A window entirely inside the copy, and one straddling its top.
+        let mut out = [0u8; 8];
+        // SAFETY: as above, windows inside `fake`.
+        unsafe { s.copy_from_stack(out.as_mut_ptr(), base.add(20), 8) };
+        assert_eq!(out, [20, 21, 22, 23, 24, 25, 26, 27]);
+        // SAFETY: as above.
+        unsafe { s.copy_from_stack(out.as_mut_ptr(), base.add(44), 8) };
+        assert_eq!(out, [44, 45, 46, 47, 0xEE, 0xEE, 0xEE, 0xEE]);
+
+        // Restoring writes the saved bytes back and frees the copy.
+        // SAFETY: [start, start + saved) is inside `fake`, which nothing else is using.
+        unsafe { s.restore_copy() };
+        assert_eq!(s.saved_bytes(), 0);
+        assert!(s.copy.is_null());
+        assert_eq!(&fake[16..48], &(16..48u8).collect::<Vec<_>>()[..]);
+        assert_eq!(fake[48], 0xEE);
+
+        // Dropping with a copy frees it.
+        // SAFETY: as above.
+        unsafe { assert!(s.save_up_to(base.add(64))) };
+        assert_eq!(s.saved_bytes(), 48);
+        drop(s);
+    }
+}

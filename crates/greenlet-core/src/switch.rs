@@ -1,0 +1,176 @@
+//! The portable half of a switch: [`switch`], the [`SwitchContext`] it hands to the assembly, and the
+//! two hooks the assembly calls ([`save_hook`] before moving the SP, [`restore_hook`] after).
+
+use core::fmt;
+use core::ptr;
+
+use crate::arch;
+use crate::stack_state::{self, SaveOutcome, StackState};
+
+/// What a switch hook tells the assembly. Even values are a displacement to add to the SP (two
+/// stack pointers at the same point of the switch routine are both `STACK_ALIGNMENT`-aligned, so their
+/// difference is even); odd values mean "do not move, return this status".
+pub(crate) type HookWord = usize;
+
+/// The switch resumed a suspended target (also the value [`restore_hook`] returns).
+pub(crate) const STATUS_RESUMED: HookWord = 0;
+/// The target was about to start: the caller continues as the new greenlet.
+pub(crate) const STATUS_STARTED: HookWord = 1;
+/// Saving a slice failed; nothing moved.
+pub(crate) const STATUS_OUT_OF_MEMORY: HookWord = 3;
+
+/// The two ends of the switch in progress, read by the hooks.
+///
+/// The assembly carries only a pointer to this across the switch (in a callee-saved register): the
+/// stack itself is being rewritten, so nothing else the switch needs may live on it. Keep one per OS
+/// thread at a stable heap address (a `Box` in the thread state), and never share it between threads.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>() {}
+/// assert_send::<greenlet_core::SwitchContext>();
+/// ```
+#[repr(C)]
+pub struct SwitchContext {
+    current: *mut StackState,
+    target: *mut StackState,
+}
+
+impl SwitchContext {
+    /// A context with no switch in progress.
+    pub const fn new() -> Self {
+        SwitchContext {
+            current: ptr::null_mut(),
+            target: ptr::null_mut(),
+        }
+    }
+}
+
+impl Default for SwitchContext {
+    fn default() -> Self {
+        SwitchContext::new()
+    }
+}
+
+impl fmt::Debug for SwitchContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SwitchContext")
+            .field("current", &self.current)
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+/// How a successful [`switch`] returned, as seen by the code that called it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchOutcome {
+    /// Some later switch resumed this greenlet: the code is running as the greenlet that made the
+    /// call, on its own restored stack.
+    Resumed,
+    /// The target was about to start: the code is now running *as the new greenlet*, on the same
+    /// stack, below the target's start mark.
+    Started,
+}
+
+/// Why a [`switch`] failed. Nothing moved: the caller is still the greenlet that made the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchError {
+    /// A heap copy of some slice could not be allocated or grown. Slices already saved stay saved
+    /// (their copies equal the live bytes), which is harmless.
+    OutOfMemory,
+}
+
+impl fmt::Display for SwitchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SwitchError::OutOfMemory => f.write_str("out of memory while saving a greenlet's stack"),
+        }
+    }
+}
+
+impl std::error::Error for SwitchError {}
+
+/// Switch this thread from the running greenlet `current` to `target`.
+///
+/// - If `target` is suspended, this saves whatever overlaps its slice, restores its slice and its
+///   registers, and returns [`SwitchOutcome::Resumed`] *in the target*, from the `switch` call that
+///   suspended it. The call made here returns only when something switches back to `current`.
+/// - If `target` is about to start ([`StackState::for_new_greenlet`], not yet active), this saves
+///   what overlaps `[.., target.stop)` and returns [`SwitchOutcome::Started`] right away, on the same
+///   stack: the caller is now the new greenlet and must call [`StackState::set_active`] on `target`.
+///   The switch that later resumes `current` returns [`SwitchOutcome::Resumed`] from this same call.
+///
+/// # Safety
+///
+/// The whole crate-level safety contract applies; in short:
+/// - `ctx` is this thread's [`SwitchContext`]; `current` is the `StackState` of the greenlet running on
+///   this thread (active, or dying after [`StackState::set_inactive`]); `target` belongs to a greenlet
+///   of this thread and is either active or about to start, never dead or unstarted.
+/// - All of them, and every `StackState` on `current`'s stack chain, stay live and unmoved for the
+///   whole switch.
+/// - Nothing borrowed from the stack of another greenlet, and no guard (`RefCell` borrow, lock,
+///   `thread_local!` access) is held across the call.
+/// - If `target` is about to start, the caller is the start stub described in the crate docs, and
+///   `target`'s mark is in the frame that called it.
+/// - If `current` is dying, the call never returns; its `StackState` must outlive the switch.
+pub unsafe fn switch(
+    ctx: *mut SwitchContext,
+    current: *mut StackState,
+    target: *mut StackState,
+) -> Result<SwitchOutcome, SwitchError> {
+    // SAFETY: the caller guarantees all three pointers are live and exclusively ours for the switch.
+    unsafe {
+        debug_assert!((*current).started(), "switch from an unstarted greenlet");
+        debug_assert!((*target).started(), "switch to an unstarted greenlet (no mark)");
+        (*ctx).current = current;
+        (*ctx).target = target;
+    }
+    // SAFETY: `ctx` is filled in, and the caller upholds the contract the hooks rely on.
+    let status = unsafe { arch::switch_stack(ctx) };
+    match status {
+        STATUS_RESUMED => Ok(SwitchOutcome::Resumed),
+        STATUS_STARTED => Ok(SwitchOutcome::Started),
+        _ => Err(SwitchError::OutOfMemory),
+    }
+}
+
+/// Called by the assembly with the current SP after pushing the callee-saved registers. Returns a
+/// [`HookWord`]: the displacement to the target's saved SP, or an odd status.
+///
+/// `extern "C"` so the assembly can call it; `#[inline(never)]` so it always runs in its own frame
+/// below `sp`, never in the switch's frame.
+///
+/// # Safety
+///
+/// Only the arch switch routine calls this, with the `ctx` filled in by [`switch`] and its own SP.
+#[inline(never)]
+pub(crate) unsafe extern "C" fn save_hook(ctx: *mut SwitchContext, sp: *mut u8) -> HookWord {
+    // SAFETY: `ctx` was filled in by `switch`, whose caller vouches for both StackStates and the
+    // chain; `sp` is the switch routine's SP and this frame is below it.
+    unsafe {
+        match stack_state::save_slices((*ctx).current, (*ctx).target, sp) {
+            SaveOutcome::Resume(diff) => {
+                debug_assert!(diff % 2 == 0, "misaligned stack pointers");
+                diff
+            }
+            SaveOutcome::Start => STATUS_STARTED,
+            SaveOutcome::OutOfMemory => STATUS_OUT_OF_MEMORY,
+        }
+    }
+}
+
+/// Called by the assembly once the SP is at the target's saved SP, before popping the target's
+/// registers. Returns [`STATUS_RESUMED`].
+///
+/// `extern "C"` so the assembly can call it; `#[inline(never)]` so it runs in its own small frame,
+/// entirely below the target's slice that it overwrites.
+///
+/// # Safety
+///
+/// Only the arch switch routine calls this, after [`save_hook`] returned a displacement for the same
+/// `ctx` and the SP was moved by it.
+#[inline(never)]
+pub(crate) unsafe extern "C" fn restore_hook(ctx: *mut SwitchContext) -> HookWord {
+    // SAFETY: as for `save_hook`; the SP (and this frame) is now below the target's slice.
+    unsafe { stack_state::restore_slices((*ctx).current, (*ctx).target) };
+    STATUS_RESUMED
+}

@@ -1,0 +1,10 @@
+//! Switching tests that need no Python, run against a tiny test runtime ([`runtime`]) that uses the
+//! crate the way the binding does.
+
+mod runtime;
+
+mod fpu;
+mod many;
+mod stacks;
+mod switching;
+mod threads;

@@ -1,0 +1,298 @@
+//! A tiny greenlet runtime on top of the crate's public API, shaped like the Python binding's use of
+//! it: heap greenlets with a parent, a closure and a value slot; per-thread "current" and "switching
+//! target" variables; a start stub whose caller provides the mark; a dying greenlet that switches to
+//! its parent and never comes back.
+//!
+//! Values are `usize`s. A panic inside a greenlet is caught in its stub and re-raised in whichever
+//! greenlet is resumed by its death (normally the parent), like an exception in greenlet.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::hint::black_box;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+
+use crate::{StackState, SwitchContext, SwitchOutcome, switch};
+
+type Run = Box<dyn FnOnce(usize) -> usize>;
+
+struct Greenlet {
+    stack: StackState,
+    parent: *mut Greenlet,
+    run: Option<Run>,
+}
+
+/// Per-thread runtime state. Only `Cell`s: nothing here is ever borrowed across a switch.
+struct Rt {
+    ctx: Cell<*mut SwitchContext>,
+    main: Cell<*mut Greenlet>,
+    current: Cell<*mut Greenlet>,
+    switching_target: Cell<*mut Greenlet>,
+    transfer: Cell<usize>,
+    panic: Cell<Option<Box<dyn Any + Send>>>,
+    all: RefCell<Vec<*mut Greenlet>>,
+}
+
+impl Rt {
+    const fn new() -> Self {
+        Rt {
+            ctx: Cell::new(ptr::null_mut()),
+            main: Cell::new(ptr::null_mut()),
+            current: Cell::new(ptr::null_mut()),
+            switching_target: Cell::new(ptr::null_mut()),
+            transfer: Cell::new(0),
+            panic: Cell::new(None),
+            all: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl Drop for Rt {
+    fn drop(&mut self) {
+        let main = self.main.get();
+        if main.is_null() || self.current.get() != main {
+            // Never initialised, or the thread is ending inside a greenlet: leak rather than guess.
+            return;
+        }
+        // The main greenlet is running, so its stack chain is itself alone: every other state may go.
+        for g in self.all.get_mut().drain(..) {
+            // SAFETY: allocated by `spawn_with_parent` with Box::into_raw, freed only here.
+            drop(unsafe { Box::from_raw(g) });
+        }
+        // SAFETY: allocated by `init` with Box::into_raw, freed only here.
+        unsafe {
+            drop(Box::from_raw(main));
+            drop(Box::from_raw(self.ctx.get()));
+        }
+    }
+}
+
+thread_local! {
+    static RT: Rt = const { Rt::new() };
+}
+
+fn rt<R>(f: impl FnOnce(&Rt) -> R) -> R {
+    RT.with(|rt| {
+        if rt.main.get().is_null() {
+            let main = Box::into_raw(Box::new(Greenlet {
+                stack: StackState::main(),
+                parent: ptr::null_mut(),
+                run: None,
+            }));
+            rt.main.set(main);
+            rt.current.set(main);
+            rt.ctx.set(Box::into_raw(Box::new(SwitchContext::new())));
+        }
+        f(rt)
+    })
+}
+
+/// A handle on a greenlet of this thread (freed when the thread ends).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct G(*mut Greenlet);
+
+/// The running greenlet.
+pub(crate) fn current() -> G {
+    G(rt(|rt| rt.current.get()))
+}
+
+/// This thread's main greenlet.
+pub(crate) fn main_greenlet() -> G {
+    G(rt(|rt| rt.main.get()))
+}
+
+/// A new, unstarted greenlet whose parent is the running greenlet.
+pub(crate) fn spawn(f: impl FnOnce(usize) -> usize + 'static) -> G {
+    spawn_with_parent(current(), f)
+}
+
+/// A new, unstarted greenlet with the given parent.
+pub(crate) fn spawn_with_parent(parent: G, f: impl FnOnce(usize) -> usize + 'static) -> G {
+    let g = Box::into_raw(Box::new(Greenlet {
+        stack: StackState::unstarted(),
+        parent: parent.0,
+        run: Some(Box::new(f)),
+    }));
+    rt(|rt| rt.all.borrow_mut().push(g));
+    G(g)
+}
+
+impl G {
+    /// Switch to this greenlet, passing `value`; returns the value passed back when something
+    /// switches to the caller again (or the return value of a child that finished).
+    pub(crate) fn switch(self, value: usize) -> usize {
+        // SAFETY: handles only name greenlets of this thread, alive until the thread ends.
+        let v = unsafe { switch_to(self.0, value) };
+        if let Some(payload) = rt(|rt| rt.panic.take()) {
+            panic::resume_unwind(payload);
+        }
+        v
+    }
+
+    /// The greenlet's `StackState`, for calling the core API directly.
+    pub(crate) fn stack_raw(self) -> *mut StackState {
+        // SAFETY: handles name live greenlets; no reference is created.
+        unsafe { &raw mut (*self.0).stack }
+    }
+
+    /// The greenlet's `StackState` (for accounting checks; read it only while no switch runs).
+    pub(crate) fn stack(self) -> &'static StackState {
+        // SAFETY: the greenlet lives until the thread ends; callers drop the reference before switching.
+        unsafe { &*self.stack_raw() }
+    }
+
+    pub(crate) fn saved_bytes(self) -> usize {
+        self.stack().saved_bytes()
+    }
+
+    pub(crate) fn is_dead(self) -> bool {
+        let s = self.stack();
+        s.started() && !s.active()
+    }
+
+    pub(crate) fn parent(self) -> G {
+        // SAFETY: as for `stack_ptr`.
+        G(unsafe { (*self.0).parent })
+    }
+}
+
+/// Switch to `target` (or, if it is dead, to its first live ancestor), starting it if needed.
+///
+/// # Safety
+///
+/// `target` is a live greenlet of this thread.
+unsafe fn switch_to(target: *mut Greenlet, value: usize) -> usize {
+    let mut target = target;
+    // SAFETY: targets and their parents are live greenlets of this thread.
+    unsafe {
+        while (*target).stack.started() && !(*target).stack.active() {
+            target = (*target).parent;
+            assert!(!target.is_null(), "no live ancestor to switch to");
+        }
+    }
+    let current = rt(|rt| rt.current.get());
+    rt(|rt| rt.transfer.set(value));
+    if target == current {
+        return value;
+    }
+    // SAFETY: see each step.
+    unsafe {
+        if !(*target).stack.started() {
+            // The mark: a local of *this* frame, the stub's caller, forced into memory.
+            let mut mark = 0usize;
+            let mark_ptr = black_box(&raw mut mark).cast::<u8>();
+            // Returns only once this greenlet is resumed.
+            initial_stub(target, mark_ptr);
+            black_box(&raw mut mark);
+        } else {
+            let ctx = rt(|rt| rt.ctx.get());
+            rt(|rt| rt.switching_target.set(target));
+            // The crate contract: one context per thread, live heap StackStates, nothing borrowed.
+            match switch(ctx, &raw mut (*current).stack, &raw mut (*target).stack) {
+                Ok(SwitchOutcome::Resumed) => {}
+                Ok(SwitchOutcome::Started) => unreachable!("started an active greenlet"),
+                Err(e) => panic!("switch failed: {e}"),
+            }
+            // We are whoever was switched to; the per-thread variable says who.
+            rt(|rt| rt.current.set(rt.switching_target.get()));
+        }
+    }
+    rt(|rt| rt.transfer.get())
+}
+
+/// Start `target` below `mark`, a local of the caller's frame. Returns only in the starting greenlet,
+/// when it is resumed; the new greenlet runs its closure in this frame and never returns from it.
+///
+/// # Safety
+///
+/// `target` is an unstarted greenlet of this thread; `mark` is the address of a local in the caller's
+/// frame.
+#[inline(never)]
+unsafe fn initial_stub(target: *mut Greenlet, mark: *mut u8) {
+    let current = rt(|rt| rt.current.get());
+    let ctx = rt(|rt| rt.ctx.get());
+    // SAFETY: `current` is the running greenlet, `target` is unstarted, both live on the heap; `mark`
+    // is in our caller's frame (our contract), above this whole frame.
+    let outcome = unsafe {
+        (*target).stack = StackState::for_new_greenlet(mark, &raw const (*current).stack);
+        rt(|rt| rt.switching_target.set(target));
+        switch(ctx, &raw mut (*current).stack, &raw mut (*target).stack)
+    };
+    match outcome {
+        Ok(SwitchOutcome::Resumed) => {
+            // The starting greenlet, resumed later by someone.
+            rt(|rt| rt.current.set(rt.switching_target.get()));
+            return;
+        }
+        Ok(SwitchOutcome::Started) => {}
+        Err(e) => {
+            // SAFETY: the switch did not happen; the target is ours to reset.
+            unsafe { (*target).stack.reset() };
+            panic!("could not start a greenlet: {e}");
+        }
+    }
+    // From here on this frame belongs to the new greenlet. `target` is our own local: still valid.
+    let me = target;
+    rt(|rt| rt.current.set(me));
+    // SAFETY: `me` is live; nothing else refers to its fields now.
+    let run = unsafe {
+        (*me).stack.set_active();
+        (*me).run.take().expect("greenlet started twice")
+    };
+    let arg = rt(|rt| rt.transfer.get());
+    let value = match panic::catch_unwind(AssertUnwindSafe(move || run(arg))) {
+        Ok(v) => v,
+        Err(payload) => {
+            rt(|rt| rt.panic.set(Some(payload)));
+            0
+        }
+    };
+    // Dying: never saved again, never resumed. Our StackState stays allocated (the runtime frees it
+    // with the thread), so it outlives this last switch as the contract requires.
+    // SAFETY: `me` is live and is the running greenlet.
+    unsafe {
+        (*me).stack.set_inactive();
+        switch_to((*me).parent, value);
+    }
+    // A dead greenlet is never switched to: `switch_to` forwards to its parent.
+    std::process::abort();
+}
+
+/// Run `f` on a fresh thread with a big stack, so each test gets its own main greenlet, and its
+/// greenlets are freed when it ends; re-raise its panic here.
+pub(crate) fn on_thread<F: FnOnce() + Send + 'static>(f: F) {
+    let handle = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(f)
+        .expect("spawn test thread");
+    if let Err(payload) = handle.join() {
+        panic::resume_unwind(payload);
+    }
+}
+
+/// A small deterministic PRNG (xorshift64*), so the tests need no dependency.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub(crate) fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.below(i + 1);
+            v.swap(i, j);
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! `greenlet._C_API`: the capsule of 12 pointers that C and Cython clients (gevent among
+//! them) reach through `PyGreenlet_Import()` in `greenlet.h`. The order is ABI.
+
+use crate::globals::globals;
+use crate::greenlet::PyGreenlet;
+use crate::greenlet_type;
+use crate::switch;
+use crate::thread_state;
+use crate::util::{PyErrSet, xnewref};
+use core::ffi::{c_int, c_void};
+use core::ptr;
+use pyo3_ffi::*;
+
+unsafe fn is_greenlet(obj: *mut PyObject) -> bool {
+    // SAFETY: GIL held (caller).
+    unsafe { !obj.is_null() && PyObject_TypeCheck(obj, globals().greenlet_type) != 0 }
+}
+
+/// Slot 3: `PyGreenlet_New(run, parent)`; goes through `tp_new` and `tp_init`.
+unsafe extern "C" fn capi_new(run: *mut PyObject, parent: *mut PyGreenlet) -> *mut PyGreenlet {
+    // SAFETY: C API contract: called with the GIL held.
+    unsafe {
+        let g = globals();
+        let new = greenlet_type::green_new(g.greenlet_type, ptr::null_mut(), ptr::null_mut());
+        if new.is_null() {
+            return ptr::null_mut();
+        }
+        let kwargs = PyDict_New();
+        let ok = !kwargs.is_null()
+            && (run.is_null() || PyDict_SetItem(kwargs, g.str_run, run) == 0)
+            && (parent.is_null()
+                || PyDict_SetItemString(kwargs, c"parent".as_ptr(), parent.cast()) == 0)
+            && (*Py_TYPE(new)).tp_init.expect("tp_init")(new, g.empty_tuple, kwargs) == 0;
+        Py_XDECREF(kwargs);
+        if !ok {
+            Py_DECREF(new);
+            return ptr::null_mut();
+        }
+        new.cast()
+    }
+}
+
+/// Slot 4: `PyGreenlet_GetCurrent()`; a new reference.
+pub unsafe extern "C" fn capi_getcurrent() -> *mut PyGreenlet {
+    // SAFETY: C API contract: called with the GIL held.
+    unsafe {
+        if crate::cpython::pystate::is_finalizing() {
+            PyErr_SetString(PyExc_RuntimeError, c"greenlet is being finalized".as_ptr());
+            return ptr::null_mut();
+        }
+        match thread_state::borrow_current() {
+            Ok(c) => xnewref(c),
+            Err(PyErrSet) => ptr::null_mut(),
+        }
+    }
+}
+
+/// Slot 5: `PyGreenlet_Throw(g, typ, val, tb)`.
+unsafe extern "C" fn capi_throw(
+    g: *mut PyGreenlet,
+    typ: *mut PyObject,
+    val: *mut PyObject,
+    tb: *mut PyObject,
+) -> *mut PyObject {
+    // SAFETY: C API contract: called with the GIL held.
+    unsafe {
+        if !is_greenlet(g.cast()) {
+            PyErr_BadArgument();
+            return ptr::null_mut();
+        }
+        crate::python_state::materialize_frame();
+        match switch::normalize_throw_args(typ, val, tb) {
+            Ok((t, v, b)) => switch::throw_into(g, t, v, b),
+            Err(PyErrSet) => ptr::null_mut(),
+        }
+    }
+}
+
+/// Slot 6: `PyGreenlet_Switch(g, args, kwargs)`: NULL args mean `()`, and kwargs that
+/// are NULL or not a dict are ignored.
+unsafe extern "C" fn capi_switch(
+    g: *mut PyGreenlet,
+    args: *mut PyObject,
+    kwargs: *mut PyObject,
+) -> *mut PyObject {
+    // SAFETY: C API contract: called with the GIL held.
+    unsafe {
+        if !is_greenlet(g.cast()) {
+            PyErr_BadArgument();
+            return ptr::null_mut();
+        }
+        let kwargs = if kwargs.is_null() || PyDict_Check(kwargs) == 0 {
+            ptr::null_mut()
+        } else {
+            kwargs
+        };
+        switch::switch_to(g, args, kwargs)
+    }
+}
+
+/// Slot 7: `PyGreenlet_SetParent(g, parent)`; 0 or -1.
+unsafe extern "C" fn capi_setparent(g: *mut PyGreenlet, parent: *mut PyGreenlet) -> c_int {
+    // SAFETY: C API contract: called with the GIL held; `g` is a greenlet (not checked,
+    // as upstream).
+    unsafe {
+        match (*(*g).pimpl).set_parent(parent.cast()) {
+            Ok(()) => 0,
+            Err(PyErrSet) => -1,
+        }
+    }
+}
+
+macro_rules! predicate {
+    ($name:ident, $doc:literal, |$gr:ident| $e:expr) => {
+        #[doc = $doc]
+        unsafe extern "C" fn $name(g: *mut PyGreenlet) -> c_int {
+            // SAFETY: C API contract: called with the GIL held.
+            unsafe {
+                if !is_greenlet(g.cast()) {
+                    PyErr_BadArgument();
+                    return -1;
+                }
+                let $gr = &*(*g).pimpl;
+                $e as c_int
+            }
+        }
+    };
+}
+
+predicate!(capi_main, "Slot 8: `PyGreenlet_MAIN(g)`.", |gr| gr
+    .is_main());
+predicate!(capi_started, "Slot 9: `PyGreenlet_STARTED(g)`.", |gr| gr
+    .started());
+predicate!(capi_active, "Slot 10: `PyGreenlet_ACTIVE(g)`.", |gr| gr
+    .active());
+
+/// Slot 11: `PyGreenlet_GetParent(g)`: a new reference, or NULL *without* an exception
+/// for a greenlet without a parent.
+unsafe extern "C" fn capi_getparent(g: *mut PyGreenlet) -> *mut PyGreenlet {
+    // SAFETY: C API contract: called with the GIL held.
+    unsafe {
+        if !is_greenlet(g.cast()) {
+            PyErr_BadArgument();
+            return ptr::null_mut();
+        }
+        xnewref((*(*g).pimpl).parent())
+    }
+}
+
+/// Builds the capsule. The table is leaked: the capsule has no destructor and clients
+/// keep the raw pointer for the life of the process.
+///
+/// # Safety
+/// The GIL is held and the globals are initialised.
+pub unsafe fn create_capsule() -> *mut PyObject {
+    let g = globals();
+    let table: Box<[*mut c_void; 12]> = Box::new([
+        g.greenlet_type.cast(),
+        g.greenlet_error.cast(),
+        g.greenlet_exit.cast(),
+        capi_new as *mut c_void,
+        capi_getcurrent as *mut c_void,
+        capi_throw as *mut c_void,
+        capi_switch as *mut c_void,
+        capi_setparent as *mut c_void,
+        capi_main as *mut c_void,
+        capi_started as *mut c_void,
+        capi_active as *mut c_void,
+        capi_getparent as *mut c_void,
+    ]);
+    let table = Box::leak(table);
+    // SAFETY: a 'static table and a 'static name.
+    unsafe { PyCapsule_New(table.as_mut_ptr().cast(), c"greenlet._C_API".as_ptr(), None) }
+}

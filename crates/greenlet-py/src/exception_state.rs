@@ -1,0 +1,106 @@
+//! Per-greenlet handled-exception state (`sys.exc_info()`), moved out of and back into
+//! the thread state on every switch.
+
+use crate::cpython::pystate::{ErrStackItem, PyThreadState};
+use core::ptr;
+use pyo3_ffi::{PyObject, visitproc};
+use std::ffi::c_void;
+
+/// What a suspended greenlet had in `tstate->exc_info` / `tstate->exc_state`.
+pub struct ExceptionState {
+    /// Top of the greenlet's handled-exception stack; null for a fresh greenlet.
+    exc_info: *mut ErrStackItem,
+    /// The greenlet's copy of the base stack item (owns its references).
+    exc_state: ErrStackItem,
+}
+
+impl ExceptionState {
+    pub const fn new() -> Self {
+        Self {
+            exc_info: ptr::null_mut(),
+            exc_state: ErrStackItem::EMPTY,
+        }
+    }
+
+    /// Moves the thread's exception state into `self`.
+    ///
+    /// # Safety
+    /// `tstate` is the current thread state and `self` holds nothing (it was restored or
+    /// cleared before).
+    #[inline]
+    pub unsafe fn save(&mut self, tstate: *mut PyThreadState) {
+        // SAFETY: the caller passes the live thread state; the copy moves its references.
+        unsafe {
+            self.exc_info = (*tstate).exc_info;
+            self.exc_state = (*tstate).exc_state;
+        }
+    }
+
+    /// Moves `self` into the thread state and leaves `self` empty.
+    ///
+    /// # Safety
+    /// `tstate` is the current thread state whose previous contents were saved elsewhere.
+    #[inline]
+    pub unsafe fn restore(&mut self, tstate: *mut PyThreadState) {
+        // SAFETY: as above; a null `exc_info` means "the base item", as for a new thread.
+        unsafe {
+            (*tstate).exc_state = self.exc_state;
+            (*tstate).exc_info = if self.exc_info.is_null() {
+                ptr::addr_of_mut!((*tstate).exc_state)
+            } else {
+                self.exc_info
+            };
+        }
+        self.clear_without_decref();
+    }
+
+    /// Forgets the saved state without dropping references (they were moved).
+    #[inline]
+    pub fn clear_without_decref(&mut self) {
+        self.exc_info = ptr::null_mut();
+        self.exc_state = ErrStackItem::EMPTY;
+    }
+
+    /// # Safety
+    /// Called from a `tp_traverse` with the GIL held.
+    pub unsafe fn traverse(&self, visit: visitproc, arg: *mut c_void) -> i32 {
+        for obj in self.owned_objects() {
+            if !obj.is_null() {
+                // SAFETY: a GC visit of a reference we own.
+                let r = unsafe { visit(obj, arg) };
+                if r != 0 {
+                    return r;
+                }
+            }
+        }
+        0
+    }
+
+    /// Drops the references held by the saved base item.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    pub unsafe fn clear(&mut self) {
+        let objs = self.owned_objects();
+        self.clear_without_decref();
+        for obj in objs {
+            // SAFETY: references owned by the saved state, now forgotten.
+            unsafe { pyo3_ffi::Py_XDECREF(obj) };
+        }
+    }
+
+    fn owned_objects(&self) -> [*mut PyObject; 3] {
+        #[cfg(Py_3_11)]
+        {
+            [self.exc_state.exc_value, ptr::null_mut(), ptr::null_mut()]
+        }
+        #[cfg(not(Py_3_11))]
+        {
+            [
+                self.exc_state.exc_type,
+                self.exc_state.exc_value,
+                self.exc_state.exc_traceback,
+            ]
+        }
+    }
+}

@@ -1,0 +1,584 @@
+//! The implementation object behind every `greenlet.greenlet` instance (the `pimpl` at
+//! byte offset 32 of the Python object), and the questions one can ask it.
+//!
+//! Upstream distinguishes `UserGreenlet`, `MainGreenlet` and `BrokenGreenlet` (a test
+//! double) with C++ subclasses; here one struct carries a [`Kind`].
+
+use crate::exception_state::ExceptionState;
+use crate::globals::globals;
+use crate::python_state::PythonState;
+use crate::thread_state::{self, ThreadState};
+use crate::util::{PyErrSet, PyResult, clear_owned, replace_owned, set_error, xnewref};
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+use greenlet_core::StackState;
+use pyo3_ffi::{PyObject, visitproc};
+use std::ffi::c_void;
+
+/// The Python-visible object. Its size (40 bytes on 64-bit GIL builds) and field offsets
+/// are ABI: gevent's Cython classes subclass it in C and put their own fields after it.
+#[repr(C)]
+pub struct PyGreenlet {
+    pub ob_base: PyObject,
+    pub weakreflist: *mut PyObject,
+    pub dict: *mut PyObject,
+    pub pimpl: *mut Greenlet,
+}
+
+#[cfg(all(target_pointer_width = "64", not(Py_GIL_DISABLED)))]
+const _: () = {
+    assert!(core::mem::size_of::<PyGreenlet>() == 40);
+    assert!(core::mem::offset_of!(PyGreenlet, weakreflist) == 16);
+    assert!(core::mem::offset_of!(PyGreenlet, dict) == 24);
+    assert!(core::mem::offset_of!(PyGreenlet, pimpl) == 32);
+};
+
+pub enum Kind {
+    /// A greenlet created from Python or C.
+    User {
+        /// Owned; null only after `tp_clear`.
+        parent: *mut PyGreenlet,
+        /// Owned; the main greenlet of the thread it started in (null before the start).
+        main_greenlet: *mut PyGreenlet,
+        /// Owned; `run` before the start, and the callable while it runs.
+        run_callable: *mut PyObject,
+        /// Test double (`UnswitchableGreenlet`): fail the switch at the Python level.
+        force_switch_error: bool,
+        /// Test double: fail the low-level stack switch (fatal).
+        force_slp_switch_error: bool,
+    },
+    /// The greenlet standing for a thread's original stack.
+    Main {
+        /// Null once the thread has exited.
+        thread_state: AtomicPtr<ThreadState>,
+    },
+}
+
+pub struct Greenlet {
+    /// Back-pointer to the Python object (borrowed).
+    pub self_: *mut PyGreenlet,
+    pub stack: StackState,
+    pub python: PythonState,
+    pub exception: ExceptionState,
+    /// Pending switch arguments (owned). Both null with an exception set means "throw".
+    pub args: *mut PyObject,
+    pub kwargs: *mut PyObject,
+    pub kind: Kind,
+}
+
+/// Number of live main greenlets (a test hook: `get_total_main_greenlets`).
+pub static TOTAL_MAIN_GREENLETS: core::sync::atomic::AtomicIsize =
+    core::sync::atomic::AtomicIsize::new(0);
+
+impl Greenlet {
+    pub fn new_user(self_: *mut PyGreenlet, parent: *mut PyGreenlet) -> Box<Self> {
+        Box::new(Self {
+            self_,
+            stack: StackState::unstarted(),
+            python: PythonState::new(),
+            exception: ExceptionState::new(),
+            args: ptr::null_mut(),
+            kwargs: ptr::null_mut(),
+            kind: Kind::User {
+                parent,
+                main_greenlet: ptr::null_mut(),
+                run_callable: ptr::null_mut(),
+                force_switch_error: false,
+                force_slp_switch_error: false,
+            },
+        })
+    }
+
+    pub fn new_main(self_: *mut PyGreenlet, state: *mut ThreadState) -> Box<Self> {
+        TOTAL_MAIN_GREENLETS.fetch_add(1, Ordering::Relaxed);
+        Box::new(Self {
+            self_,
+            stack: StackState::main(),
+            python: PythonState::new(),
+            exception: ExceptionState::new(),
+            args: ptr::null_mut(),
+            kwargs: ptr::null_mut(),
+            kind: Kind::Main {
+                thread_state: AtomicPtr::new(state),
+            },
+        })
+    }
+
+    #[inline(always)]
+    pub fn is_main(&self) -> bool {
+        matches!(self.kind, Kind::Main { .. })
+    }
+
+    #[inline(always)]
+    pub fn started(&self) -> bool {
+        self.stack.started()
+    }
+
+    #[inline(always)]
+    pub fn active(&self) -> bool {
+        self.stack.active()
+    }
+
+    /// The main greenlet of the thread this greenlet runs in (itself for a main greenlet);
+    /// null for a user greenlet that has not started.
+    #[inline(always)]
+    pub fn main_greenlet(&self) -> *mut PyGreenlet {
+        match self.kind {
+            Kind::User { main_greenlet, .. } => main_greenlet,
+            Kind::Main { .. } => self.self_,
+        }
+    }
+
+    #[inline(always)]
+    pub fn parent(&self) -> *mut PyGreenlet {
+        match self.kind {
+            Kind::User { parent, .. } => parent,
+            Kind::Main { .. } => ptr::null_mut(),
+        }
+    }
+
+    /// The owning thread's state, or null if the greenlet never started or its thread
+    /// has exited.
+    #[inline(always)]
+    pub fn thread_state(&self) -> *mut ThreadState {
+        match &self.kind {
+            Kind::Main { thread_state } => thread_state.load(Ordering::Relaxed),
+            Kind::User { main_greenlet, .. } => {
+                if main_greenlet.is_null() {
+                    ptr::null_mut()
+                } else {
+                    // SAFETY: we own a reference to the main greenlet, whose pimpl lives as
+                    // long as the object.
+                    unsafe { (*(**main_greenlet).pimpl).thread_state() }
+                }
+            }
+        }
+    }
+
+    /// Started in a thread that has since exited.
+    #[inline]
+    pub fn was_running_in_dead_thread(&self) -> bool {
+        match &self.kind {
+            Kind::Main { thread_state } => thread_state.load(Ordering::Relaxed).is_null(),
+            Kind::User { main_greenlet, .. } => {
+                !main_greenlet.is_null() && self.thread_state().is_null()
+            }
+        }
+    }
+
+    /// Running right now in some thread (active, with no saved frame).
+    pub fn is_currently_running_in_some_thread(&self) -> bool {
+        self.active() && self.python.top_frame().is_null()
+    }
+
+    /// Walks the parents to the main greenlet this greenlet would run under.
+    pub fn find_main_greenlet_in_lineage(&self) -> *mut PyGreenlet {
+        let mut g: *const Greenlet = self;
+        loop {
+            // SAFETY: parents are owned references, so each pimpl is alive.
+            let gr = unsafe { &*g };
+            match gr.kind {
+                Kind::Main { .. } => return gr.self_,
+                Kind::User {
+                    parent,
+                    main_greenlet,
+                    ..
+                } => {
+                    if gr.started() {
+                        return main_greenlet;
+                    }
+                    if parent.is_null() {
+                        return ptr::null_mut();
+                    }
+                    // SAFETY: as above.
+                    g = unsafe { (*parent).pimpl };
+                }
+            }
+        }
+    }
+
+    /// Drops pending switch arguments.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    #[inline]
+    pub unsafe fn release_args(&mut self) {
+        // SAFETY: owned references.
+        unsafe {
+            clear_owned(&mut self.args);
+            clear_owned(&mut self.kwargs);
+        }
+    }
+
+    #[inline(always)]
+    pub fn has_args(&self) -> bool {
+        !self.args.is_null() || !self.kwargs.is_null()
+    }
+
+    /// Checks that a switch into this greenlet from the current thread is possible.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    pub unsafe fn check_switch_allowed(&self) -> PyResult<()> {
+        let g = globals();
+        let my_main = self.find_main_greenlet_in_lineage();
+        if my_main.is_null() {
+            // SAFETY: GIL held.
+            return Err(unsafe {
+                set_error(
+                    g.greenlet_error,
+                    c"cannot switch to a garbage collected greenlet",
+                )
+            });
+        }
+        // SAFETY: `my_main` is a live main greenlet (owned by someone in the lineage).
+        let my_main_impl = unsafe { &*(*my_main).pimpl };
+        if my_main_impl.thread_state().is_null() {
+            // SAFETY: GIL held.
+            return Err(unsafe {
+                set_error(
+                    g.greenlet_error,
+                    c"cannot switch to a different thread (which happens to have exited)",
+                )
+            });
+        }
+        // SAFETY: GIL held.
+        let state = unsafe { thread_state::current()? };
+        // SAFETY: the thread state is live while its thread runs.
+        let cur_main = unsafe { (*state).main_greenlet };
+        // SAFETY: the current thread's main greenlet is alive.
+        let cur_main_dead = unsafe { (*(*cur_main).pimpl).thread_state().is_null() };
+        if cur_main != my_main || cur_main_dead {
+            // SAFETY: GIL held; `%R` takes borrowed objects.
+            unsafe {
+                pyo3_ffi::PyErr_Format(
+                    g.greenlet_error,
+                    c"Cannot switch to a different thread\n\tCurrent:  %R\n\tExpected: %R".as_ptr(),
+                    cur_main,
+                    my_main,
+                );
+            }
+            return Err(PyErrSet);
+        }
+        Ok(())
+    }
+
+    /// Forgets the greenlet's stack and frames without running any of its code: used when
+    /// it can never run again (its thread is gone, or the interpreter is finalizing).
+    ///
+    /// # Safety
+    /// The GIL is held and the greenlet is not running.
+    pub unsafe fn deactivate_and_free(&mut self) {
+        if !self.active() {
+            return;
+        }
+        self.stack.reset();
+        // SAFETY: GIL held.
+        unsafe { self.python.clear(true) };
+    }
+
+    /// # Safety
+    /// The GIL is held and the greenlet is not running.
+    pub unsafe fn murder_in_place(&mut self) {
+        if let Kind::User { main_greenlet, .. } = &mut self.kind {
+            // SAFETY: owned reference.
+            unsafe { clear_owned(main_greenlet) };
+        }
+        if self.active() {
+            // SAFETY: forwarded.
+            unsafe { self.deactivate_and_free() };
+        }
+    }
+
+    /// # Safety
+    /// Called from `tp_traverse`.
+    pub unsafe fn traverse(&self, visit: visitproc, arg: *mut c_void) -> i32 {
+        macro_rules! visit {
+            ($p:expr) => {
+                let p: *mut PyObject = $p.cast();
+                if !p.is_null() {
+                    // SAFETY: a GC visit of a reference we own.
+                    let r = unsafe { visit(p, arg) };
+                    if r != 0 {
+                        return r;
+                    }
+                }
+            };
+        }
+        match &self.kind {
+            Kind::User {
+                parent,
+                main_greenlet,
+                run_callable,
+                ..
+            } => {
+                visit!(*parent);
+                visit!(*main_greenlet);
+                visit!(*run_callable);
+            }
+            Kind::Main { thread_state } => {
+                let state = thread_state.load(Ordering::Relaxed);
+                if !state.is_null() {
+                    // SAFETY: the thread state is alive while the pointer is set.
+                    let r = unsafe { (*state).traverse(visit, arg) };
+                    if r != 0 {
+                        return r;
+                    }
+                }
+            }
+        }
+        // SAFETY: forwarded.
+        let r = unsafe { self.exception.traverse(visit, arg) };
+        if r != 0 {
+            return r;
+        }
+        // SAFETY: forwarded.
+        unsafe {
+            self.python
+                .traverse(visit, arg, self.was_running_in_dead_thread())
+        }
+    }
+
+    /// # Safety
+    /// Called from `tp_clear` with the GIL held.
+    pub unsafe fn clear(&mut self) {
+        let own_top_frame = self.was_running_in_dead_thread();
+        // SAFETY: GIL held; owned references.
+        unsafe {
+            self.exception.clear();
+            self.python.clear(own_top_frame);
+            if let Kind::User {
+                parent,
+                main_greenlet,
+                run_callable,
+                ..
+            } = &mut self.kind
+            {
+                clear_owned(parent);
+                clear_owned(main_greenlet);
+                clear_owned(run_callable);
+            }
+        }
+    }
+
+    /// The `run` getter.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    pub unsafe fn get_run(&self) -> PyResult<*mut PyObject> {
+        let g = globals();
+        match self.kind {
+            Kind::Main { .. } => Err(unsafe {
+                // SAFETY: GIL held.
+                set_error(
+                    pyo3_ffi::PyExc_AttributeError,
+                    c"Main greenlets do not have a run attribute.",
+                )
+            }),
+            Kind::User { run_callable, .. } => {
+                if self.started() || run_callable.is_null() {
+                    // SAFETY: GIL held.
+                    unsafe { pyo3_ffi::PyErr_SetObject(pyo3_ffi::PyExc_AttributeError, g.str_run) };
+                    return Err(PyErrSet);
+                }
+                // SAFETY: GIL held; a new reference for the caller.
+                Ok(unsafe { xnewref(run_callable) })
+            }
+        }
+    }
+
+    /// The `run` setter (`value` null means delete).
+    ///
+    /// # Safety
+    /// The GIL is held.
+    pub unsafe fn set_run(&mut self, value: *mut PyObject) -> PyResult<()> {
+        let started = self.started();
+        match &mut self.kind {
+            Kind::Main { .. } => Err(unsafe {
+                // SAFETY: GIL held.
+                set_error(
+                    pyo3_ffi::PyExc_AttributeError,
+                    c"Main greenlets do not have a run attribute.",
+                )
+            }),
+            Kind::User { run_callable, .. } => {
+                if started {
+                    // SAFETY: GIL held.
+                    return Err(unsafe {
+                        set_error(
+                            pyo3_ffi::PyExc_AttributeError,
+                            c"run cannot be set after the start of the greenlet",
+                        )
+                    });
+                }
+                // SAFETY: GIL held; we take a new reference.
+                unsafe { replace_owned(run_callable, xnewref(value)) };
+                Ok(())
+            }
+        }
+    }
+
+    /// The `parent` setter (`value` null means delete).
+    ///
+    /// # Safety
+    /// The GIL is held.
+    pub unsafe fn set_parent(&mut self, value: *mut PyObject) -> PyResult<()> {
+        if self.is_main() {
+            // SAFETY: GIL held.
+            return Err(unsafe {
+                set_error(
+                    pyo3_ffi::PyExc_AttributeError,
+                    c"cannot set the parent of a main greenlet",
+                )
+            });
+        }
+        if value.is_null() {
+            // SAFETY: GIL held.
+            return Err(unsafe {
+                set_error(pyo3_ffi::PyExc_AttributeError, c"can't delete attribute")
+            });
+        }
+        // SAFETY: GIL held.
+        unsafe { crate::greenlet_type::check_greenlet(value)? };
+        let new_parent: *mut PyGreenlet = value.cast();
+        let mut main_of_new_parent: *mut PyGreenlet = ptr::null_mut();
+        let mut p = new_parent;
+        while !p.is_null() {
+            if p == self.self_ {
+                // SAFETY: GIL held.
+                return Err(unsafe {
+                    set_error(pyo3_ffi::PyExc_ValueError, c"cyclic parent chain")
+                });
+            }
+            // SAFETY: `p` is a live greenlet (owned by the chain).
+            let pi = unsafe { &*(*p).pimpl };
+            main_of_new_parent = pi.main_greenlet();
+            p = pi.parent();
+        }
+        if main_of_new_parent.is_null() {
+            // SAFETY: GIL held.
+            return Err(unsafe {
+                set_error(
+                    pyo3_ffi::PyExc_ValueError,
+                    c"parent must not be garbage collected",
+                )
+            });
+        }
+        let started = self.started();
+        if let Kind::User {
+            parent,
+            main_greenlet,
+            ..
+        } = &mut self.kind
+        {
+            if started && *main_greenlet != main_of_new_parent {
+                // SAFETY: GIL held.
+                return Err(unsafe {
+                    set_error(
+                        pyo3_ffi::PyExc_ValueError,
+                        c"parent cannot be on a different thread",
+                    )
+                });
+            }
+            // SAFETY: GIL held; a new reference to the new parent.
+            unsafe { replace_owned(parent, xnewref(new_parent)) };
+        }
+        Ok(())
+    }
+
+    /// The `gr_context` getter.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    pub unsafe fn get_context(&self) -> PyResult<*mut PyObject> {
+        let result = if self.is_currently_running_in_some_thread() {
+            // SAFETY: GIL held.
+            if unsafe { !thread_state::is_current(self.self_)? } {
+                // SAFETY: GIL held.
+                return Err(unsafe {
+                    set_error(
+                        pyo3_ffi::PyExc_ValueError,
+                        c"cannot get context of a greenlet that is running in a different thread",
+                    )
+                });
+            }
+            // SAFETY: GIL held; the running greenlet's context is in the thread state.
+            unsafe { (*crate::cpython::pystate::tstate()).context }
+        } else {
+            self.python.context()
+        };
+        let result = if result.is_null() {
+            // SAFETY: the None singleton.
+            unsafe { pyo3_ffi::Py_None() }
+        } else {
+            result
+        };
+        // SAFETY: GIL held.
+        Ok(unsafe { xnewref(result) })
+    }
+
+    /// The `gr_context` setter.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    pub unsafe fn set_context(&mut self, given: *mut PyObject) -> PyResult<()> {
+        if given.is_null() {
+            // SAFETY: GIL held.
+            return Err(unsafe {
+                set_error(
+                    pyo3_ffi::PyExc_AttributeError,
+                    c"can't delete context attribute",
+                )
+            });
+        }
+        // SAFETY: GIL held.
+        let given = if given == unsafe { pyo3_ffi::Py_None() } {
+            ptr::null_mut()
+        } else {
+            given
+        };
+        // SAFETY: GIL held; type check of a live object.
+        if !given.is_null() && unsafe { pyo3_ffi::PyContext_CheckExact(given) } == 0 {
+            // SAFETY: GIL held.
+            return Err(unsafe {
+                set_error(
+                    pyo3_ffi::PyExc_TypeError,
+                    c"greenlet context must be a contextvars.Context or None",
+                )
+            });
+        }
+        if self.is_currently_running_in_some_thread() {
+            // SAFETY: GIL held.
+            if unsafe { !thread_state::is_current(self.self_)? } {
+                // SAFETY: GIL held.
+                return Err(unsafe {
+                    set_error(
+                        pyo3_ffi::PyExc_ValueError,
+                        c"cannot set context of a greenlet that is running in a different thread",
+                    )
+                });
+            }
+            // SAFETY: GIL held; we move a new reference into the thread state.
+            unsafe {
+                let ts = crate::cpython::pystate::tstate();
+                let old = core::mem::replace(&mut (*ts).context, xnewref(given));
+                (*ts).context_ver = (*ts).context_ver.wrapping_add(1);
+                pyo3_ffi::Py_XDECREF(old);
+            }
+        } else {
+            // SAFETY: GIL held.
+            let old = self.python.replace_context(unsafe { xnewref(given) });
+            // SAFETY: the old context was owned.
+            unsafe { pyo3_ffi::Py_XDECREF(old) };
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Greenlet {
+    fn drop(&mut self) {
+        if self.is_main() {
+            TOTAL_MAIN_GREENLETS.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! `greenlet._greenlet`: a drop-in, Rust implementation of the extension module of
+//! [greenlet](https://greenlet.readthedocs.io) 3.5.
+//!
+//! Map of the crate:
+//! - [`greenlet`]: the `PyGreenlet` object layout (ABI) and the implementation object
+//!   behind it;
+//! - [`greenlet_type`]: the `greenlet.greenlet` type and its slots;
+//! - [`switch`]: switching, starting, finishing and throwing into greenlets;
+//! - [`thread_state`]: per-thread main/current greenlet, thread-exit cleanup;
+//! - [`python_state`], [`exception_state`]: interpreter state moved on every switch;
+//! - [`cpython`]: per-version mirrors of CPython's internal structs;
+//! - [`capi`]: the `_C_API` capsule of `greenlet.h`;
+//! - [`module`]: module functions and initialisation.
+//!
+//! The C stack itself is switched by the `greenlet-core` crate.
+
+pub mod capi;
+pub mod cpython;
+pub mod exception_state;
+pub mod globals;
+pub mod greenlet;
+pub mod greenlet_type;
+pub mod module;
+pub mod python_state;
+pub mod selfcheck;
+pub mod switch;
+pub mod thread_state;
+pub mod util;
+
+/// The module's entry point, called by the import system.
+///
+/// # Safety
+/// Called by CPython with the GIL held.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyInit__greenlet() -> *mut pyo3_ffi::PyObject {
+    // SAFETY: called by the import machinery with the GIL held.
+    unsafe { module::init().unwrap_or(core::ptr::null_mut()) }
+}

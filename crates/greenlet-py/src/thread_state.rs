@@ -1,0 +1,387 @@
+//! Per-OS-thread greenlet state: the thread's main greenlet, the current greenlet, the
+//! trace function, greenlets waiting to be killed in this thread, and the context the
+//! stack switch uses.
+//!
+//! The state is created lazily on a thread's first greenlet operation and reached through
+//! a `thread_local!` raw pointer (one TLS load on the switch path). When the OS thread
+//! exits, a TLS destructor runs *without the GIL and after Python's thread state is gone*:
+//! it marks the main greenlet dead and queues the state for destruction, which a pending
+//! call performs later with the GIL held.
+
+use crate::globals::globals;
+use crate::greenlet::{Greenlet, Kind, PyGreenlet};
+use crate::util::{PyErrSet, PyResult, SavedError, clear_owned, set_error};
+use core::cell::Cell;
+use core::ffi::{c_int, c_void};
+use core::ptr;
+use core::sync::atomic::{AtomicI64, Ordering};
+use greenlet_core::SwitchContext;
+use pyo3_ffi::{PyObject, visitproc};
+use std::sync::Mutex;
+
+pub struct ThreadState {
+    /// Owned reference to this thread's main greenlet.
+    pub main_greenlet: *mut PyGreenlet,
+    /// Owned reference to the greenlet running in this thread.
+    pub current: *mut PyGreenlet,
+    /// Owned; null when no trace function is set.
+    pub tracefunc: *mut PyObject,
+    /// Greenlets whose last reference went away in another thread; each entry holds a
+    /// reference, dropped (which kills the greenlet) next time this thread asks for its
+    /// current greenlet.
+    pub deleteme: Vec<*mut PyGreenlet>,
+    /// Scratch space of the stack switch (stable address: the state is boxed).
+    pub switch_ctx: SwitchContext,
+}
+
+/// Sentinel stored after the thread's state was handed over for destruction.
+const DESTROYED: *mut ThreadState = 1 as *mut ThreadState;
+
+thread_local! {
+    static STATE: Cell<*mut ThreadState> = const { Cell::new(ptr::null_mut()) };
+    static EXIT_HOOK: ExitHook = const { ExitHook };
+}
+
+unsafe extern "C" {
+    /// C's `clock()`: processor time used, in `CLOCKS_PER_SEC` units.
+    fn clock() -> core::ffi::c_long;
+}
+
+/// C's `CLOCKS_PER_SEC` (XSI requires one million).
+pub const CLOCKS_PER_SEC: core::ffi::c_long = 1_000_000;
+
+/// Thread states of exited threads, waiting for a pending call to destroy them.
+/// The lock also orders "mark the main greenlet dead" against readers of that flag.
+static TO_DESTROY: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// `clock()` ticks spent hunting stray references to dead threads' main greenlets, or -1
+/// when that hunt is disabled.
+pub static CLOCKS_USED_DOING_GC: AtomicI64 = AtomicI64::new(0);
+
+/// The current thread's state, created on first use.
+///
+/// # Safety
+/// The GIL is held.
+#[inline(always)]
+pub unsafe fn current() -> PyResult<*mut ThreadState> {
+    let state = STATE.with(Cell::get);
+    if state.is_null() || state == DESTROYED {
+        // SAFETY: forwarded.
+        return unsafe { create_slow(state) };
+    }
+    Ok(state)
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn create_slow(state: *mut ThreadState) -> PyResult<*mut ThreadState> {
+    if state == DESTROYED {
+        // SAFETY: GIL held.
+        return Err(unsafe {
+            set_error(
+                pyo3_ffi::PyExc_RuntimeError,
+                c"greenlet: accessing thread state after destruction",
+            )
+        });
+    }
+    let g = globals();
+    // SAFETY: GIL held; the greenlet type is ready.
+    let main: *mut PyGreenlet = unsafe { pyo3_ffi::PyType_GenericAlloc(g.greenlet_type, 0) }.cast();
+    if main.is_null() {
+        return Err(PyErrSet);
+    }
+    let state = Box::into_raw(Box::new(ThreadState {
+        main_greenlet: main,
+        current: main,
+        tracefunc: ptr::null_mut(),
+        deleteme: Vec::new(),
+        switch_ctx: SwitchContext::new(),
+    }));
+    // SAFETY: `main` is a fresh object of our type; we hold one reference for
+    // `main_greenlet` and take a second one for `current`.
+    unsafe {
+        (*main).pimpl = Box::into_raw(Greenlet::new_main(main, state));
+        pyo3_ffi::Py_INCREF(main.cast());
+    }
+    STATE.with(|s| s.set(state));
+    // Registers the exit hook of this thread.
+    EXIT_HOOK.with(|_| {});
+    Ok(state)
+}
+
+/// The running greenlet of this thread (borrowed), after dropping greenlets queued for
+/// deletion here.
+///
+/// # Safety
+/// The GIL is held. May run arbitrary Python code (the queued greenlets' GreenletExit).
+#[inline]
+pub unsafe fn borrow_current() -> PyResult<*mut PyGreenlet> {
+    // SAFETY: forwarded.
+    let state = unsafe { current()? };
+    // SAFETY: live state of this thread.
+    unsafe {
+        if !(*state).deleteme.is_empty() {
+            clear_deleteme_list(state, false);
+        }
+        Ok((*state).current)
+    }
+}
+
+/// Whether `g` is the running greenlet of this thread.
+///
+/// # Safety
+/// The GIL is held.
+#[inline]
+pub unsafe fn is_current(g: *mut PyGreenlet) -> PyResult<bool> {
+    // SAFETY: forwarded.
+    Ok(unsafe { (*current()?).current } == g)
+}
+
+/// Drops (or, for a dead thread, murders and drops) the greenlets queued for deletion.
+///
+/// # Safety
+/// The GIL is held and `state` is live.
+unsafe fn clear_deleteme_list(state: *mut ThreadState, murder: bool) {
+    // SAFETY: live state.
+    let list = core::mem::take(unsafe { &mut (*state).deleteme });
+    if list.is_empty() {
+        return;
+    }
+    // SAFETY: plain query.
+    if crate::cpython::pystate::is_finalizing() {
+        // Too late to run their code: leak them on purpose.
+        return;
+    }
+    // SAFETY: GIL held.
+    let incoming = unsafe { SavedError::fetch() };
+    for g in list {
+        // SAFETY: each entry holds a reference to a live greenlet.
+        unsafe {
+            if murder {
+                (*(*g).pimpl).murder_in_place();
+            }
+            pyo3_ffi::Py_DECREF(g.cast());
+            if !pyo3_ffi::PyErr_Occurred().is_null() {
+                pyo3_ffi::PyErr_WriteUnraisable(ptr::null_mut());
+                pyo3_ffi::PyErr_Clear();
+            }
+        }
+    }
+    // SAFETY: GIL held.
+    unsafe { incoming.restore() };
+}
+
+impl ThreadState {
+    /// Queues `g` (a greenlet of this state's thread, deallocated elsewhere) to be killed
+    /// in its own thread.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    pub unsafe fn delete_when_thread_running(&mut self, g: *mut PyGreenlet) {
+        // SAFETY: GIL held; the list keeps a reference.
+        unsafe { pyo3_ffi::Py_INCREF(g.cast()) };
+        self.deleteme.push(g);
+    }
+
+    /// Replaces the trace function (`None` or null clears it).
+    ///
+    /// # Safety
+    /// The GIL is held.
+    pub unsafe fn set_tracefunc(&mut self, func: *mut PyObject) {
+        // SAFETY: GIL held.
+        let func = if func == unsafe { pyo3_ffi::Py_None() } {
+            ptr::null_mut()
+        } else {
+            func
+        };
+        // SAFETY: GIL held; new reference stored, old one dropped.
+        unsafe { crate::util::replace_owned(&mut self.tracefunc, crate::util::xnewref(func)) };
+    }
+
+    /// GC traversal from the main greenlet (which is why the main greenlet itself is not
+    /// visited).
+    ///
+    /// # Safety
+    /// Called from `tp_traverse`.
+    pub unsafe fn traverse(&self, visit: visitproc, arg: *mut c_void) -> c_int {
+        for p in [
+            if self.current != self.main_greenlet {
+                self.current.cast()
+            } else {
+                ptr::null_mut()
+            },
+            self.tracefunc,
+        ] {
+            if !p.is_null() {
+                // SAFETY: a GC visit of an owned reference.
+                let r = unsafe { visit(p, arg) };
+                if r != 0 {
+                    return r;
+                }
+            }
+        }
+        0
+    }
+}
+
+/// Runs at OS-thread exit, possibly without the GIL and without a Python thread state.
+struct ExitHook;
+
+impl Drop for ExitHook {
+    fn drop(&mut self) {
+        let state = STATE.with(|s| s.replace(DESTROYED));
+        if state.is_null() || state == DESTROYED {
+            return;
+        }
+        let mut queue = TO_DESTROY.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the state and its main greenlet are alive (the state owns a reference);
+        // the flag is atomic, and readers hold the GIL.
+        unsafe {
+            let main = (*state).main_greenlet;
+            if let Kind::Main { thread_state } = &(*(*main).pimpl).kind {
+                thread_state.store(ptr::null_mut(), Ordering::Relaxed);
+            }
+        }
+        // SAFETY: reads a runtime global; NULL once the interpreter is gone, in which case
+        // the state is leaked on purpose.
+        if unsafe { pyo3_ffi::PyInterpreterState_Head() }.is_null() {
+            return;
+        }
+        queue.push(state as usize);
+        if queue.len() == 1 {
+            // SAFETY: both calls are documented as callable without the GIL.
+            unsafe {
+                if !crate::cpython::pystate::is_finalizing()
+                    && pyo3_ffi::Py_AddPendingCall(Some(destroy_queued_states), ptr::null_mut()) < 0
+                {
+                    eprintln!(
+                        "greenlet: WARNING: failed in call to Py_AddPendingCall; expect a memory leak."
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Number of thread states waiting for destruction (test hook).
+pub fn pending_cleanup_count() -> usize {
+    TO_DESTROY.lock().unwrap_or_else(|e| e.into_inner()).len()
+}
+
+extern "C" fn destroy_queued_states(_arg: *mut c_void) -> c_int {
+    loop {
+        let next = {
+            let mut queue = TO_DESTROY.lock().unwrap_or_else(|e| e.into_inner());
+            if queue.is_empty() {
+                break;
+            }
+            queue.remove(0)
+        };
+        // SAFETY: pending calls run with the GIL; the pointer came from `Box::into_raw`
+        // and was queued exactly once.
+        unsafe { destroy(next as *mut ThreadState) };
+    }
+    0
+}
+
+/// Destroys the state of an exited thread.
+///
+/// # Safety
+/// The GIL is held; `state` was queued by the exit hook and is not used elsewhere.
+unsafe fn destroy(state: *mut ThreadState) {
+    // SAFETY: see the function contract.
+    unsafe {
+        if pyo3_ffi::PyInterpreterState_Head().is_null() {
+            return;
+        }
+        let st = &mut *state;
+        clear_owned(&mut st.tracefunc);
+        if crate::cpython::pystate::is_finalizing() {
+            if !st.current.is_null() {
+                (*(*st.current).pimpl).murder_in_place();
+                clear_owned(&mut st.current);
+            }
+            clear_owned(&mut st.main_greenlet);
+            drop(Box::from_raw(state));
+            return;
+        }
+        clear_deleteme_list(state, true);
+        if !st.current.is_null() && st.current == st.main_greenlet {
+            clear_owned(&mut st.current);
+            let old_main = st.main_greenlet;
+            let count = pyo3_ffi::Py_REFCNT(old_main.cast());
+            clear_owned(&mut st.main_greenlet);
+            if CLOCKS_USED_DOING_GC.load(Ordering::Relaxed) != -1
+                && count == 2
+                && pyo3_ffi::Py_REFCNT(old_main.cast()) == 1
+            {
+                drop_stray_main_reference(old_main);
+            }
+        }
+        if !st.current.is_null() {
+            (*(*st.current).pimpl).murder_in_place();
+            clear_owned(&mut st.current);
+        }
+        clear_owned(&mut st.main_greenlet);
+        if !pyo3_ffi::PyErr_Occurred().is_null() {
+            pyo3_ffi::PyErr_WriteUnraisable(ptr::null_mut());
+            pyo3_ffi::PyErr_Clear();
+        }
+        drop(Box::from_raw(state));
+    }
+}
+
+/// The main greenlet of a dead thread has exactly one reference left that we do not
+/// know about. If nothing the GC can see refers to it, that reference was left on the
+/// thread's dead C stack (for example by a frame that was never unwound): drop it. Also
+/// handles the case where the only referrer is a bound `switch` method that is itself
+/// unreferenced.
+///
+/// # Safety
+/// The GIL is held; `old_main` is alive with a reference count of 1.
+unsafe fn drop_stray_main_reference(old_main: *mut PyGreenlet) {
+    // SAFETY: see the function contract; every call is plain C API with the GIL held.
+    unsafe {
+        let begin = clock();
+        let gc = pyo3_ffi::PyImport_ImportModule(c"gc".as_ptr());
+        if gc.is_null() {
+            return;
+        }
+        let get_referrers = pyo3_ffi::PyObject_GetAttrString(gc, c"get_referrers".as_ptr());
+        pyo3_ffi::Py_DECREF(gc);
+        if get_referrers.is_null() {
+            return;
+        }
+        let refs = pyo3_ffi::PyObject_CallOneArg(get_referrers, old_main.cast());
+        if !refs.is_null() {
+            let n = pyo3_ffi::PyList_Size(refs);
+            if n == 0 {
+                pyo3_ffi::Py_DECREF(refs);
+                pyo3_ffi::Py_DECREF(old_main.cast());
+            } else if n == 1 {
+                let item = pyo3_ffi::PyList_GetItem(refs, 0);
+                let is_switch = pyo3_ffi::PyCFunction_Check(item) != 0
+                    && pyo3_ffi::Py_REFCNT(item) == 2
+                    && crate::greenlet_type::is_switch_method(item);
+                if is_switch {
+                    let function = item;
+                    pyo3_ffi::Py_DECREF(refs);
+                    let refs2 = pyo3_ffi::PyObject_CallOneArg(get_referrers, function);
+                    if !refs2.is_null() {
+                        if pyo3_ffi::PyList_Size(refs2) == 0 {
+                            pyo3_ffi::Py_DECREF(function);
+                        }
+                        pyo3_ffi::Py_DECREF(refs2);
+                    }
+                } else {
+                    pyo3_ffi::Py_DECREF(refs);
+                }
+            } else {
+                pyo3_ffi::Py_DECREF(refs);
+            }
+        }
+        pyo3_ffi::Py_DECREF(get_referrers);
+        let end = clock();
+        CLOCKS_USED_DOING_GC.fetch_add((end - begin) as i64, Ordering::Relaxed);
+    }
+}

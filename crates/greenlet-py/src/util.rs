@@ -1,0 +1,159 @@
+//! Small helpers shared by the extension: GIL-protected globals, error setting and
+//! reference-count shorthands.
+
+use core::cell::UnsafeCell;
+use core::ffi::CStr;
+use core::ptr;
+use pyo3_ffi::PyObject;
+
+/// A global that is only ever touched with the GIL held (this crate does not support
+/// free-threaded builds, see `cpython/mod.rs`).
+pub struct GilCell<T>(UnsafeCell<T>);
+
+// SAFETY: every access goes through `get`, whose contract requires the GIL, which
+// serialises all threads.
+unsafe impl<T> Sync for GilCell<T> {}
+
+impl<T> GilCell<T> {
+    pub const fn new(value: T) -> Self {
+        Self(UnsafeCell::new(value))
+    }
+
+    /// # Safety
+    /// The GIL is held for as long as the pointer is used.
+    #[inline(always)]
+    pub unsafe fn get(&self) -> *mut T {
+        self.0.get()
+    }
+}
+
+/// Marker for "a Python exception is set" (the C convention of returning NULL / -1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PyErrSet;
+
+pub type PyResult<T> = Result<T, PyErrSet>;
+
+/// Sets `exc` with a fixed message and returns the error marker.
+///
+/// # Safety
+/// The GIL is held and `exc` is an exception type.
+pub unsafe fn set_error(exc: *mut PyObject, msg: &CStr) -> PyErrSet {
+    // SAFETY: the caller holds the GIL; both pointers are valid.
+    unsafe { pyo3_ffi::PyErr_SetString(exc, msg.as_ptr()) };
+    PyErrSet
+}
+
+/// `Py_XINCREF` returning its argument.
+///
+/// # Safety
+/// The GIL is held and `obj` is null or a live object.
+#[inline(always)]
+pub unsafe fn xnewref<T>(obj: *mut T) -> *mut T {
+    // SAFETY: see the function contract.
+    unsafe { pyo3_ffi::Py_XINCREF(obj.cast()) };
+    obj
+}
+
+/// Replaces `*slot` with `value` (owned) and drops the old reference afterwards, so that
+/// code run by the drop sees a consistent slot.
+///
+/// # Safety
+/// The GIL is held; `*slot` is null or an owned reference.
+#[inline]
+pub unsafe fn replace_owned<T>(slot: &mut *mut T, value: *mut T) {
+    let old = core::mem::replace(slot, value);
+    // SAFETY: `old` was owned by the slot.
+    unsafe { pyo3_ffi::Py_XDECREF(old.cast()) };
+}
+
+/// `Py_CLEAR`.
+///
+/// # Safety
+/// As for [`replace_owned`].
+#[inline]
+pub unsafe fn clear_owned<T>(slot: &mut *mut T) {
+    // SAFETY: forwarded contract.
+    unsafe { replace_owned(slot, ptr::null_mut()) }
+}
+
+/// A fetched (saved) exception, restored explicitly or dropped.
+pub struct SavedError {
+    ty: *mut PyObject,
+    value: *mut PyObject,
+    tb: *mut PyObject,
+}
+
+impl SavedError {
+    /// Takes the current exception (if any) out of the thread state.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    #[inline]
+    pub unsafe fn fetch() -> Self {
+        let mut s = Self {
+            ty: ptr::null_mut(),
+            value: ptr::null_mut(),
+            tb: ptr::null_mut(),
+        };
+        // SAFETY: GIL held; the out-pointers are valid.
+        unsafe { pyo3_ffi::PyErr_Fetch(&mut s.ty, &mut s.value, &mut s.tb) };
+        s
+    }
+
+    /// Puts the exception back (or clears the error indicator if there was none).
+    ///
+    /// # Safety
+    /// The GIL is held.
+    #[inline]
+    pub unsafe fn restore(self) {
+        let s = core::mem::ManuallyDrop::new(self);
+        // SAFETY: GIL held; ownership of the three references moves to the thread state.
+        unsafe { pyo3_ffi::PyErr_Restore(s.ty, s.value, s.tb) };
+    }
+
+    /// Drops the saved exception.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    pub unsafe fn discard(self) {
+        let s = core::mem::ManuallyDrop::new(self);
+        // SAFETY: GIL held; the references were owned by `s`.
+        unsafe {
+            pyo3_ffi::Py_XDECREF(s.ty);
+            pyo3_ffi::Py_XDECREF(s.value);
+            pyo3_ffi::Py_XDECREF(s.tb);
+        }
+    }
+}
+
+impl Drop for SavedError {
+    fn drop(&mut self) {
+        // Only reached on paths that forgot to restore or discard; never without the GIL
+        // because a SavedError is only created with it.
+        // SAFETY: the GIL is held whenever a SavedError exists (see `fetch`).
+        unsafe {
+            pyo3_ffi::Py_XDECREF(self.ty);
+            pyo3_ffi::Py_XDECREF(self.value);
+            pyo3_ffi::Py_XDECREF(self.tb);
+        }
+    }
+}
+
+/// `Py_SET_REFCNT` (not bound by pyo3-ffi).
+///
+/// # Safety
+/// The GIL is held and `ob` is a live (or being-deallocated) object.
+#[inline]
+pub unsafe fn set_refcnt(ob: *mut PyObject, n: pyo3_ffi::Py_ssize_t) {
+    // SAFETY: see the function contract.
+    unsafe {
+        #[cfg(Py_3_12)]
+        {
+            (*ob).ob_refcnt.ob_refcnt = n;
+        }
+        #[cfg(not(Py_3_12))]
+        {
+            (*ob).ob_refcnt = n;
+        }
+    }
+}

@@ -1,0 +1,37 @@
+"""
+greenlet: lightweight in-process concurrent programming.
+
+This is greenlet-rs, a drop-in implementation of the ``greenlet`` package whose extension
+module is written in Rust. Its Python API, C API (``greenlet.h`` and ``_C_API``) and
+object layout are those of greenlet 3.5.
+"""
+
+__version__ = "3.6.0"
+
+#: Tells this implementation apart from the upstream C++ one.
+__implementation__ = "greenlet-rs"
+
+from ._greenlet import _C_API  # noqa: F401  (re-exported for PyCapsule_Import)
+
+from ._greenlet import GreenletExit
+from ._greenlet import error
+from ._greenlet import getcurrent
+from ._greenlet import greenlet
+from ._greenlet import gettrace
+from ._greenlet import settrace
+
+# Legacy constants: these features are always available.
+from ._greenlet import GREENLET_USE_CONTEXT_VARS  # noqa: F401
+from ._greenlet import GREENLET_USE_GC  # noqa: F401
+from ._greenlet import GREENLET_USE_TRACING  # noqa: F401
+
+__all__ = [
+    "__version__",
+    "_C_API",
+    "GreenletExit",
+    "error",
+    "getcurrent",
+    "greenlet",
+    "gettrace",
+    "settrace",
+]
