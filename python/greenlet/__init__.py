@@ -25,6 +25,11 @@ from ._greenlet import GREENLET_USE_CONTEXT_VARS  # noqa: F401
 from ._greenlet import GREENLET_USE_GC  # noqa: F401
 from ._greenlet import GREENLET_USE_TRACING  # noqa: F401
 
+# Control of the search for stray references to main greenlets of exited threads.
+from ._greenlet import CLOCKS_PER_SEC  # noqa: F401
+from ._greenlet import enable_optional_cleanup  # noqa: F401
+from ._greenlet import get_clocks_used_doing_optional_cleanup  # noqa: F401
+
 __all__ = [
     "__version__",
     "_C_API",

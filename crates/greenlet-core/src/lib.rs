@@ -19,11 +19,11 @@
 //!    `[target.start, target.start + saved)` from a frame below it, and pops the target's registers.
 //!
 //! A greenlet that has not started gets no stack of its own: step 2 runs for `[.., mark)`, step 3 is
-//! skipped, and [`switch`] returns [`SwitchOutcome::Started`] on the current stack. The caller then *is*
+//! skipped, and [`switch()`] returns [`SwitchOutcome::Started`] on the current stack. The caller then *is*
 //! the new greenlet, running below the mark. No stack is allocated, ever; an idle greenlet costs only
 //! the bytes of its slice that others overwrote ([`StackState::saved_bytes`], upstream's `_stack_saved`).
 //!
-//! [`StackState`] is the per-greenlet bookkeeping; [`switch`] is the switch; [`SwitchContext`] is the
+//! [`StackState`] is the per-greenlet bookkeeping; [`switch()`] is the switch; [`SwitchContext`] is the
 //! per-thread scratch the assembly carries across it. Everything else (which greenlet is current,
 //! parents, values passed, Python state) belongs to the caller.
 //!
@@ -34,12 +34,21 @@
 //! | x86_64 | System V | Linux, macOS, BSDs | `src/arch/x86_64_sysv.rs` | rbx, rbp, r12–r15, MXCSR, x87 CW |
 //! | aarch64 | AAPCS64 | Linux, macOS, BSDs | `src/arch/aarch64_aapcs.rs` | x19–x30, d8–d15, FPCR |
 //!
-//! Anything else (Windows included) is a compile error. Tested: x86_64 Linux. aarch64: compiled only.
-//! CET shadow stacks are not supported (upstream greenlet has the same limit).
+//! Anything else (Windows included) is a compile error. CET shadow stacks are not supported (upstream
+//! greenlet has the same limit).
+//!
+//! Tested on x86_64 Linux, and on aarch64 Linux under qemu-user:
+//!
+//! ```text
+//! rustup target add aarch64-unknown-linux-musl      # apt-get install qemu-user
+//! CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+//! CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=qemu-aarch64 \
+//!     cargo test -p greenlet-core --target aarch64-unknown-linux-musl
+//! ```
 //!
 //! # Safety contract
 //!
-//! [`switch`] and [`StackState::for_new_greenlet`] are `unsafe`; their callers promise:
+//! [`switch()`] and [`StackState::for_new_greenlet`] are `unsafe`; their callers promise:
 //!
 //! 1. **One thread.** Each OS thread has its own main greenlet ([`StackState::main`]) and its own
 //!    [`SwitchContext`] at a stable heap address. A switch only ever involves `StackState`s of the
@@ -56,7 +65,7 @@
 //! 3. **The start stub.** A greenlet is started by a dedicated `#[inline(never)]` function (call it
 //!    `initial_stub(mark, ..)`) whose *caller* passes the address of one of its own locals as `mark`
 //!    (force it into memory, e.g. with `core::hint::black_box(&mut local)`). The stub calls
-//!    [`StackState::for_new_greenlet`]`(mark, current)` and then [`switch`]. The whole stub frame lies
+//!    [`StackState::for_new_greenlet`]`(mark, current)` and then [`switch()`]. The whole stub frame lies
 //!    below the mark, so the new greenlet owns all of it. On [`SwitchOutcome::Started`] the stub is the
 //!    new greenlet:
 //!    - it calls [`StackState::set_active`] first;
@@ -69,7 +78,7 @@
 //!
 //!    On [`SwitchOutcome::Resumed`] the stub is still the greenlet that called it, resumed later:
 //!    it returns normally.
-//! 4. **Nothing scope-bound across a switch.** When [`switch`] returns, any other greenlet's stack
+//! 4. **Nothing scope-bound across a switch.** When [`switch()`] returns, any other greenlet's stack
 //!    memory may hold someone else's bytes. Do not keep references into another greenlet's stack, nor
 //!    any `RefCell` borrow, lock guard or `thread_local!` closure, across a switch. Locals of the
 //!    resumed greenlet's own frames are valid again (they are its own past), but *which* greenlet is

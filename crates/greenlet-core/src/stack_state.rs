@@ -45,11 +45,11 @@ const COPY_ALIGN: usize = align_of::<usize>();
 /// | unstarted | null | null | [`StackState::unstarted`], [`StackState::reset`] |
 /// | about to start | null | mark | [`StackState::for_new_greenlet`] |
 /// | running | non-null (1 or a stale SP) | mark | [`StackState::set_active`] after [`SwitchOutcome::Started`](crate::SwitchOutcome::Started), or a switch into it |
-/// | suspended | its SP at the switch | mark | [`switch`](crate::switch) away from it |
+/// | suspended | its SP at the switch | mark | [`switch()`](crate::switch()) away from it |
 /// | dead | null | mark | [`StackState::set_inactive`] |
 ///
 /// "About to start" and "dead" look the same; the caller knows which one it means (a target of
-/// [`switch`](crate::switch) with a null `start` is always started, never resumed).
+/// [`switch()`](crate::switch()) with a null `start` is always started, never resumed).
 ///
 /// # Address stability
 ///
@@ -167,7 +167,7 @@ impl StackState {
     }
 
     /// Mark the greenlet as running. The new greenlet calls this first thing after
-    /// [`switch`](crate::switch) returned [`SwitchOutcome::Started`](crate::SwitchOutcome::Started).
+    /// [`switch()`](crate::switch()) returned [`SwitchOutcome::Started`](crate::SwitchOutcome::Started).
     pub fn set_active(&mut self) {
         self.start = RUNNING;
     }
@@ -329,7 +329,7 @@ pub(crate) unsafe fn save_slices(
     target: *mut StackState,
     sp: *mut u8,
 ) -> SaveOutcome {
-    // SAFETY (all dereferences below): `current`, `target` and every `prev` reached from `current`
+    // SAFETY: for all dereferences below: `current`, `target` and every `prev` reached from `current`
     // are live StackStates of this thread (caller's contract). No reference is held across another
     // dereference of the same pointer.
     unsafe {
@@ -373,7 +373,7 @@ pub(crate) unsafe fn save_slices(
 /// - As for [`save_slices`], which must have returned [`SaveOutcome::Resume`] for this switch.
 /// - The SP, and the caller's whole frame, are below `target.start`.
 pub(crate) unsafe fn restore_slices(current: *mut StackState, target: *mut StackState) {
-    // SAFETY (all dereferences below): as in `save_slices`. `restore_copy` may overwrite the target's
+    // SAFETY: for all dereferences below: as in `save_slices`. `restore_copy` may overwrite the target's
     // slice because the SP and this frame are below it (caller's contract).
     unsafe {
         (*target).restore_copy();
@@ -403,8 +403,8 @@ impl Drop for StackState {
 
 /// The layout of a heap copy of `n` bytes (`n > 0`), identical for allocation and deallocation.
 fn copy_layout(n: usize) -> Layout {
-    // Never fails: `n` was accepted by `Layout::from_size_align` when the copy was grown to it.
-    Layout::from_size_align(n, COPY_ALIGN).unwrap_or(Layout::new::<u8>())
+    Layout::from_size_align(n, COPY_ALIGN)
+        .expect("accepted by Layout::from_size_align when the copy was grown to this size")
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The portable half of a switch: [`switch`], the [`SwitchContext`] it hands to the assembly, and the
+//! The portable half of a switch: [`switch()`], the [`SwitchContext`] it hands to the assembly, and the
 //! two hooks the assembly calls ([`save_hook`] before moving the SP, [`restore_hook`] after).
 
 use core::fmt;
@@ -60,7 +60,7 @@ impl fmt::Debug for SwitchContext {
     }
 }
 
-/// How a successful [`switch`] returned, as seen by the code that called it.
+/// How a successful [`switch()`] returned, as seen by the code that called it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SwitchOutcome {
     /// Some later switch resumed this greenlet: the code is running as the greenlet that made the
@@ -71,7 +71,7 @@ pub enum SwitchOutcome {
     Started,
 }
 
-/// Why a [`switch`] failed. Nothing moved: the caller is still the greenlet that made the call.
+/// Why a [`switch()`] failed. Nothing moved: the caller is still the greenlet that made the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SwitchError {
     /// A heap copy of some slice could not be allocated or grown. Slices already saved stay saved
@@ -82,7 +82,9 @@ pub enum SwitchError {
 impl fmt::Display for SwitchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SwitchError::OutOfMemory => f.write_str("out of memory while saving a greenlet's stack"),
+            SwitchError::OutOfMemory => {
+                f.write_str("out of memory while saving a greenlet's stack")
+            }
         }
     }
 }
@@ -120,7 +122,10 @@ pub unsafe fn switch(
     // SAFETY: the caller guarantees all three pointers are live and exclusively ours for the switch.
     unsafe {
         debug_assert!((*current).started(), "switch from an unstarted greenlet");
-        debug_assert!((*target).started(), "switch to an unstarted greenlet (no mark)");
+        debug_assert!(
+            (*target).started(),
+            "switch to an unstarted greenlet (no mark)"
+        );
         (*ctx).current = current;
         (*ctx).target = target;
     }
@@ -141,7 +146,7 @@ pub unsafe fn switch(
 ///
 /// # Safety
 ///
-/// Only the arch switch routine calls this, with the `ctx` filled in by [`switch`] and its own SP.
+/// Only the arch switch routine calls this, with the `ctx` filled in by [`switch()`] and its own SP.
 #[inline(never)]
 pub(crate) unsafe extern "C" fn save_hook(ctx: *mut SwitchContext, sp: *mut u8) -> HookWord {
     // SAFETY: `ctx` was filled in by `switch`, whose caller vouches for both StackStates and the
@@ -149,7 +154,7 @@ pub(crate) unsafe extern "C" fn save_hook(ctx: *mut SwitchContext, sp: *mut u8) 
     unsafe {
         match stack_state::save_slices((*ctx).current, (*ctx).target, sp) {
             SaveOutcome::Resume(diff) => {
-                debug_assert!(diff % 2 == 0, "misaligned stack pointers");
+                debug_assert!(diff.is_multiple_of(2), "misaligned stack pointers");
                 diff
             }
             SaveOutcome::Start => STATUS_STARTED,

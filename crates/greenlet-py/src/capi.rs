@@ -17,7 +17,10 @@ unsafe fn is_greenlet(obj: *mut PyObject) -> bool {
 }
 
 /// Slot 3: `PyGreenlet_New(run, parent)`; goes through `tp_new` and `tp_init`.
-unsafe extern "C" fn capi_new(run: *mut PyObject, parent: *mut PyGreenlet) -> *mut PyGreenlet {
+unsafe extern "C-unwind" fn capi_new(
+    run: *mut PyObject,
+    parent: *mut PyGreenlet,
+) -> *mut PyGreenlet {
     // SAFETY: C API contract: called with the GIL held.
     unsafe {
         let g = globals();
@@ -56,7 +59,7 @@ pub unsafe extern "C" fn capi_getcurrent() -> *mut PyGreenlet {
 }
 
 /// Slot 5: `PyGreenlet_Throw(g, typ, val, tb)`.
-unsafe extern "C" fn capi_throw(
+unsafe extern "C-unwind" fn capi_throw(
     g: *mut PyGreenlet,
     typ: *mut PyObject,
     val: *mut PyObject,
@@ -78,7 +81,7 @@ unsafe extern "C" fn capi_throw(
 
 /// Slot 6: `PyGreenlet_Switch(g, args, kwargs)`: NULL args mean `()`, and kwargs that
 /// are NULL or not a dict are ignored.
-unsafe extern "C" fn capi_switch(
+unsafe extern "C-unwind" fn capi_switch(
     g: *mut PyGreenlet,
     args: *mut PyObject,
     kwargs: *mut PyObject,

@@ -423,6 +423,12 @@ impl Greenlet {
     /// # Safety
     /// The GIL is held.
     pub unsafe fn set_parent(&mut self, value: *mut PyObject) -> PyResult<()> {
+        if value.is_null() {
+            // SAFETY: GIL held.
+            return Err(unsafe {
+                set_error(pyo3_ffi::PyExc_AttributeError, c"can't delete attribute")
+            });
+        }
         if self.is_main() {
             // SAFETY: GIL held.
             return Err(unsafe {
@@ -430,12 +436,6 @@ impl Greenlet {
                     pyo3_ffi::PyExc_AttributeError,
                     c"cannot set the parent of a main greenlet",
                 )
-            });
-        }
-        if value.is_null() {
-            // SAFETY: GIL held.
-            return Err(unsafe {
-                set_error(pyo3_ffi::PyExc_AttributeError, c"can't delete attribute")
             });
         }
         // SAFETY: GIL held.

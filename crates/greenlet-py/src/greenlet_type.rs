@@ -329,7 +329,7 @@ unsafe extern "C" fn green_bool(slf: *mut PyObject) -> c_int {
 }
 
 /// `switch(*args, **kwargs)`.
-pub unsafe extern "C" fn green_switch(
+pub unsafe extern "C-unwind" fn green_switch(
     slf: *mut PyObject,
     args: *mut PyObject,
     kwargs: *mut PyObject,
@@ -529,7 +529,17 @@ pub unsafe fn create_type() -> *mut PyTypeObject {
         PyMethodDef {
             ml_name: c"switch".as_ptr(),
             ml_meth: PyMethodDefPointer {
-                PyCFunctionWithKeywords: green_switch,
+                // SAFETY: the same signature; "C-unwind" only lets foreign (C++) exceptions pass.
+                PyCFunctionWithKeywords: unsafe {
+                    core::mem::transmute::<
+                        unsafe extern "C-unwind" fn(
+                            *mut PyObject,
+                            *mut PyObject,
+                            *mut PyObject,
+                        ) -> *mut PyObject,
+                        PyCFunctionWithKeywords,
+                    >(green_switch)
+                },
             },
             ml_flags: METH_VARARGS | METH_KEYWORDS,
             ml_doc: SWITCH_DOC.as_ptr(),

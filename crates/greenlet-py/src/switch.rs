@@ -22,6 +22,18 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 use greenlet_core::SwitchOutcome;
 use pyo3_ffi::PyObject;
 
+unsafe extern "C-unwind" {
+    /// `PyObject_Call`, declared as able to unwind: a C++ exception escaping `run` (from
+    /// a C++ extension) must travel up to the C++ runtime, which reports it and aborts,
+    /// as it does for any unhandled C++ exception.
+    #[link_name = "PyObject_Call"]
+    fn call_run(
+        callable: *mut PyObject,
+        args: *mut PyObject,
+        kwargs: *mut PyObject,
+    ) -> *mut PyObject;
+}
+
 /// The greenlet being switched to, valid between saving *cur* and restoring the target.
 static SWITCHING: AtomicPtr<Greenlet> = AtomicPtr::new(ptr::null_mut());
 
@@ -549,7 +561,7 @@ unsafe fn inner_bootstrap(
                 Kind::Main { .. } => ptr::null_mut(),
             };
             let call_args = if args.is_null() { g.empty_tuple } else { args };
-            pyo3_ffi::PyObject_Call(callable, call_args, kwargs)
+            call_run(callable, call_args, kwargs)
         };
         clear_owned(&mut args);
         clear_owned(&mut kwargs);

@@ -40,5 +40,8 @@ compile_error!(
      (Linux, macOS, the BSDs)"
 );
 
-#[allow(unused_imports, reason = "the crate does not use every item of the contract")]
+#[allow(
+    unused_imports,
+    reason = "the crate does not use every item of the contract"
+)]
 pub(crate) use imp::{FRAME_SIZE, STACK_ALIGNMENT, switch_stack};

@@ -69,7 +69,7 @@ pub(crate) const FRAME_SIZE: usize = size_of::<SwitchFrame>();
 
 // The entry SP is 8 mod 16 (after the caller's `call`); the frame minus the return address must bring
 // it back to 0 mod 16 for the hook calls.
-const _: () = assert!(FRAME_SIZE % STACK_ALIGNMENT == 0);
+const _: () = assert!(FRAME_SIZE.is_multiple_of(STACK_ALIGNMENT));
 const _: () = assert!(FRAME_SIZE == 64);
 
 /// Switch stacks through [`greenlet_core_switch`]; see the contract in `arch/mod.rs`.

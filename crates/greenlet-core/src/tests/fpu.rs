@@ -1,41 +1,72 @@
 //! The floating-point control state is per greenlet.
 
-#![cfg(target_arch = "x86_64")]
-
-use std::arch::asm;
 use std::hint::black_box;
 
 use super::runtime::{current, on_thread, spawn};
 
-const RC_MASK: u32 = 0x6000;
-const RC_UP: u32 = 0x4000;
-const RC_TOWARD_ZERO: u32 = 0x6000;
-/// x87 precision control (bits 8–9); 00 = 24-bit.
-const PC_MASK: u16 = 0x0300;
+#[cfg(target_arch = "x86_64")]
+mod fp {
+    use std::arch::asm;
 
-/// The control bits of MXCSR (6–15); bits 0–5 are sticky exception flags, not state to preserve.
-fn mxcsr() -> u32 {
-    let mut v = 0u32;
-    // SAFETY: stmxcsr only writes the 4 bytes at the given address.
-    unsafe { asm!("stmxcsr dword ptr [{}]", in(reg) &raw mut v, options(nostack)) };
-    v & 0xFFC0
+    const RC_MASK: u32 = 0x6000;
+    pub(super) const UP: u32 = 0x4000;
+    pub(super) const TOWARD_ZERO: u32 = 0x6000;
+
+    /// The control bits of MXCSR (6–15) and the x87 control word; MXCSR bits 0–5 are sticky
+    /// exception flags, not state to preserve.
+    pub(super) fn control() -> (u32, u16) {
+        let mut csr = 0u32;
+        let mut cw = 0u16;
+        // SAFETY: stmxcsr and fnstcw only write the 4 and 2 bytes at the given addresses.
+        unsafe {
+            asm!("stmxcsr dword ptr [{}]", in(reg) &raw mut csr, options(nostack));
+            asm!("fnstcw word ptr [{}]", in(reg) &raw mut cw, options(nostack));
+        }
+        (csr & 0xFFC0, cw)
+    }
+
+    pub(super) fn rounding() -> u32 {
+        control().0 & RC_MASK
+    }
+
+    /// Set the SSE rounding mode, and change the x87 precision control (bits 8–9) too, so that
+    /// both halves of the saved state differ between greenlets.
+    pub(super) fn set_rounding(mode: u32) {
+        let csr = (control().0 & !RC_MASK) | mode;
+        let cw = control().1 ^ 0x0300;
+        // SAFETY: loads control values read back just above with only the rounding and precision
+        // fields changed, both to valid encodings.
+        unsafe {
+            asm!("ldmxcsr dword ptr [{}]", in(reg) &raw const csr, options(nostack));
+            asm!("fldcw word ptr [{}]", in(reg) &raw const cw, options(nostack));
+        }
+    }
 }
 
-fn set_mxcsr(v: u32) {
-    // SAFETY: loads valid control bits (only the rounding field differs from a value read back).
-    unsafe { asm!("ldmxcsr dword ptr [{}]", in(reg) &raw const v, options(nostack)) };
-}
+#[cfg(target_arch = "aarch64")]
+mod fp {
+    use std::arch::asm;
 
-fn x87_cw() -> u16 {
-    let mut v = 0u16;
-    // SAFETY: fnstcw only writes the 2 bytes at the given address.
-    unsafe { asm!("fnstcw word ptr [{}]", in(reg) &raw mut v, options(nostack)) };
-    v
-}
+    const RMODE_MASK: u64 = 0b11 << 22;
+    pub(super) const UP: u64 = 0b01 << 22;
+    pub(super) const TOWARD_ZERO: u64 = 0b11 << 22;
 
-fn set_x87_cw(v: u16) {
-    // SAFETY: loads a control word differing from a value read back only in precision control.
-    unsafe { asm!("fldcw word ptr [{}]", in(reg) &raw const v, options(nostack)) };
+    pub(super) fn control() -> u64 {
+        let v: u64;
+        // SAFETY: reading FPCR has no side effects.
+        unsafe { asm!("mrs {}, fpcr", out(reg) v, options(nomem, nostack)) };
+        v
+    }
+
+    pub(super) fn rounding() -> u64 {
+        control() & RMODE_MASK
+    }
+
+    pub(super) fn set_rounding(mode: u64) {
+        let v = (control() & !RMODE_MASK) | mode;
+        // SAFETY: writes back FPCR with only the rounding field changed, to a valid encoding.
+        unsafe { asm!("msr fpcr, {}", in(reg) v, options(nomem, nostack)) };
+    }
 }
 
 fn third_bits() -> u64 {
@@ -53,55 +84,51 @@ const TENTH_NEAREST: u64 = 0x3FB9_9999_9999_999A;
 const TENTH_TOWARD_ZERO: u64 = 0x3FB9_9999_9999_9999;
 
 #[test]
-fn rounding_mode_and_x87_control_word_are_per_greenlet() {
+fn rounding_mode_is_per_greenlet() {
     on_thread(|| {
         let main = current();
-        let default_csr = mxcsr();
-        let default_cw = x87_cw();
-        assert_eq!(default_csr & RC_MASK, 0);
+        let default = fp::control();
+        assert_eq!(fp::rounding(), 0);
         assert_eq!(third_bits(), THIRD_NEAREST);
 
         let up = spawn(move |_| {
-            set_mxcsr((default_csr & !RC_MASK) | RC_UP);
-            set_x87_cw(default_cw & !PC_MASK);
+            fp::set_rounding(fp::UP);
+            let mine = fp::control();
+            assert_ne!(mine, default);
             for _ in 0..100 {
                 main.switch(0);
-                assert_eq!(mxcsr() & RC_MASK, RC_UP);
+                assert_eq!(fp::control(), mine);
                 assert_eq!(third_bits(), THIRD_UP);
-                assert_eq!(x87_cw(), default_cw & !PC_MASK);
             }
             1
         });
         let zero = spawn(move |_| {
             // Started from main, so it starts with main's state, not `up`'s.
-            assert_eq!(mxcsr(), default_csr);
-            assert_eq!(x87_cw(), default_cw);
-            set_mxcsr((default_csr & !RC_MASK) | RC_TOWARD_ZERO);
+            assert_eq!(fp::control(), default);
+            fp::set_rounding(fp::TOWARD_ZERO);
+            let mine = fp::control();
             for _ in 0..100 {
                 main.switch(0);
-                assert_eq!(mxcsr() & RC_MASK, RC_TOWARD_ZERO);
+                assert_eq!(fp::control(), mine);
                 assert_eq!(tenth_bits(), TENTH_TOWARD_ZERO);
-                assert_eq!(x87_cw(), default_cw);
             }
             2
         });
         up.switch(0);
-        assert_eq!(mxcsr(), default_csr);
+        assert_eq!(fp::control(), default);
         zero.switch(0);
         for _ in 0..99 {
-            assert_eq!(mxcsr(), default_csr);
-            assert_eq!(x87_cw(), default_cw);
+            assert_eq!(fp::control(), default);
             assert_eq!(tenth_bits(), TENTH_NEAREST);
             up.switch(0);
-            assert_eq!(mxcsr(), default_csr);
+            assert_eq!(fp::control(), default);
             zero.switch(0);
         }
         // Both finish into main, whose own state comes back with it.
         assert_eq!(up.switch(0), 1);
-        assert_eq!(mxcsr(), default_csr);
+        assert_eq!(fp::control(), default);
         assert_eq!(zero.switch(0), 2);
-        assert_eq!(mxcsr(), default_csr);
-        assert_eq!(x87_cw(), default_cw);
+        assert_eq!(fp::control(), default);
         assert_eq!(third_bits(), THIRD_NEAREST);
     });
 }

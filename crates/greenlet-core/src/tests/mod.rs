@@ -3,8 +3,10 @@
 
 mod runtime;
 
+mod cost;
 mod fpu;
 mod many;
+mod oom;
 mod stacks;
 mod switching;
 mod threads;

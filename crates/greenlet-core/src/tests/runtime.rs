@@ -101,6 +101,11 @@ pub(crate) fn main_greenlet() -> G {
     G(rt(|rt| rt.main.get()))
 }
 
+/// This thread's switch context, for calling the core API directly.
+pub(crate) fn context() -> *mut SwitchContext {
+    rt(|rt| rt.ctx.get())
+}
+
 /// A new, unstarted greenlet whose parent is the running greenlet.
 pub(crate) fn spawn(f: impl FnOnce(usize) -> usize + 'static) -> G {
     spawn_with_parent(current(), f)

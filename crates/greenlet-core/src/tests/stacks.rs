@@ -27,7 +27,11 @@ fn ring_member(id: usize, depth: usize, rounds: usize, ring: &Rc<Cell<Option<Vec
         for round in 0..rounds {
             black_box(&mut arr);
             for (i, b) in arr.iter_mut().enumerate() {
-                assert_eq!(*b, byte_pattern(id, round, i), "greenlet {id} round {round}");
+                assert_eq!(
+                    *b,
+                    byte_pattern(id, round, i),
+                    "greenlet {id} round {round}"
+                );
                 *b = byte_pattern(id, round + 1, i);
             }
             black_box(&mut arr);
@@ -84,11 +88,11 @@ fn deep(d: &Deep, depth: usize) -> u64 {
         *x = (d.id << 48) ^ ((depth as u64) << 8) ^ k as u64;
     }
     black_box(&mut arr);
-    if depth % d.step == 0 {
+    if depth.is_multiple_of(d.step) {
         d.partner.get().unwrap().switch(depth);
     }
     let below = if depth < d.max { deep(d, depth + 1) } else { 0 };
-    if depth % d.step == 0 {
+    if depth.is_multiple_of(d.step) {
         d.partner.get().unwrap().switch(depth);
     }
     black_box(&mut arr);
@@ -113,7 +117,12 @@ pub(super) fn deep_pair(max_a: usize, max_b: usize) {
     let a = {
         let partner = to_b.clone();
         spawn(move |_| {
-            let d = Deep { id: 1, max: max_a, step: 500, partner };
+            let d = Deep {
+                id: 1,
+                max: max_a,
+                step: 500,
+                partner,
+            };
             let sum = deep(&d, 0);
             assert_eq!(sum, expected_sum(1, max_a));
             1
@@ -122,7 +131,12 @@ pub(super) fn deep_pair(max_a: usize, max_b: usize) {
     let b = {
         let partner = to_a.clone();
         spawn(move |_| {
-            let d = Deep { id: 2, max: max_b, step: 250, partner };
+            let d = Deep {
+                id: 2,
+                max: max_b,
+                step: 250,
+                partner,
+            };
             let sum = deep(&d, 0);
             assert_eq!(sum, expected_sum(2, max_b));
             2
@@ -159,7 +173,12 @@ fn deep_stack_of_the_main_greenlet_is_saved_in_part() {
         // Main is 3000 frames deep when it starts a greenlet that itself goes 1000 frames deep.
         let g = spawn(|_| {
             let partner = Rc::new(Cell::new(Some(super::runtime::main_greenlet())));
-            let d = Deep { id: 3, max: 1000, step: 100, partner };
+            let d = Deep {
+                id: 3,
+                max: 1000,
+                step: 100,
+                partner,
+            };
             deep(&d, 0);
             3
         });
@@ -202,7 +221,9 @@ fn stack_saved_accounting() {
         let s = g.stack();
         let (start, stop, saved) = (s.stack_start(), s.stack_stop(), s.saved_bytes());
         assert_eq!(saved, stop as usize - start as usize);
-        assert!(saved >= 1024);
+        assert!(saved >= 1024 + crate::arch::FRAME_SIZE);
+        // `start` is the switch routine's SP at the hook call.
+        assert!((start as usize).is_multiple_of(crate::arch::STACK_ALIGNMENT));
 
         // Overwrite g's region with another greenlet started from the same depth.
         let h = spawn(move |_| {
