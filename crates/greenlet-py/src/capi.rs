@@ -44,6 +44,9 @@ unsafe extern "C-unwind" fn capi_new(
 }
 
 /// Slot 4: `PyGreenlet_GetCurrent()`; a new reference.
+///
+/// # Safety
+/// Called with the GIL held.
 pub unsafe extern "C" fn capi_getcurrent() -> *mut PyGreenlet {
     // SAFETY: C API contract: called with the GIL held.
     unsafe {

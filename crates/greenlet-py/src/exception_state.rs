@@ -104,3 +104,9 @@ impl ExceptionState {
         }
     }
 }
+
+impl Default for ExceptionState {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -61,6 +61,9 @@ unsafe fn new_bool(b: bool) -> *mut PyObject {
 
 /// `tp_new`: allocates the object and its implementation; the parent is the current
 /// greenlet. Arguments are handled by `tp_init`.
+///
+/// # Safety
+/// Called by CPython (or [`crate::capi`]) with the GIL held; `ty` is a greenlet type.
 pub unsafe extern "C" fn green_new(
     ty: *mut PyTypeObject,
     _args: *mut PyObject,
@@ -230,6 +233,9 @@ unsafe fn kill_on_dealloc(slf: *mut PyObject) -> bool {
 
 /// `tp_dealloc`. Works for instances of our type, of Python subclasses, and of static C
 /// subclasses (which call it after freeing their own fields).
+///
+/// # Safety
+/// Called by CPython with the GIL held, once, when the refcount of `slf` reached zero.
 pub unsafe extern "C" fn green_dealloc(slf: *mut PyObject) {
     // SAFETY: called by CPython with the GIL held when the refcount reached zero.
     unsafe {
@@ -329,6 +335,9 @@ unsafe extern "C" fn green_bool(slf: *mut PyObject) -> c_int {
 }
 
 /// `switch(*args, **kwargs)`.
+///
+/// # Safety
+/// Called by CPython with the GIL held; `slf` is a greenlet.
 pub unsafe extern "C-unwind" fn green_switch(
     slf: *mut PyObject,
     args: *mut PyObject,
@@ -729,7 +738,7 @@ pub unsafe fn create_unswitchable_type(base: *mut PyTypeObject) -> *mut PyTypeOb
             get: Some(unswitchable_get),
             set: Some(unswitchable_set),
             doc: ptr::null(),
-            closure: 1 as *mut c_void,
+            closure: ptr::dangling_mut::<c_void>(),
         },
         PyGetSetDef {
             name: ptr::null(),

@@ -245,6 +245,12 @@ impl PythonState {
     }
 }
 
+impl Default for PythonState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Makes sure the current frame object exists before a switch, with the GC disabled:
 /// creating it allocates, and a collection at that point could run `__del__` methods that
 /// switch greenlets in the middle of saving our state.

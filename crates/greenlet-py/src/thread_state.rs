@@ -35,7 +35,7 @@ pub struct ThreadState {
 }
 
 /// Sentinel stored after the thread's state was handed over for destruction.
-const DESTROYED: *mut ThreadState = 1 as *mut ThreadState;
+const DESTROYED: *mut ThreadState = ptr::dangling_mut::<ThreadState>();
 
 thread_local! {
     static STATE: Cell<*mut ThreadState> = const { Cell::new(ptr::null_mut()) };
