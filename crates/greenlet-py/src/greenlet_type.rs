@@ -170,6 +170,37 @@ unsafe extern "C" fn green_clear(slf: *mut PyObject) -> c_int {
     }
 }
 
+/// Whether this dealloc owes the release of the instance's reference to its type.
+///
+/// Since CPython 3.8 instances of heap types own a reference to their type. For a Python
+/// subclass, `subtype_dealloc` releases it only if the nearest base with a real
+/// `tp_dealloc` is a static type; otherwise that base's dealloc must. So we release it
+/// when we are that base: the type is a heap type and every type between it and ours
+/// uses the instance type's own dealloc (our type, Python subclasses of it). A static C
+/// (Cython) class in between means CPython or that class takes care of it.
+unsafe fn owes_type_reference(ty: *mut PyTypeObject) -> bool {
+    // SAFETY: GIL held (caller); the base chain of a live type is live.
+    unsafe {
+        if PyType_HasFeature(ty, Py_TPFLAGS_HEAPTYPE) == 0 {
+            return false;
+        }
+        let own = (*ty).tp_dealloc.map(|f| f as usize);
+        let ours = Some(green_dealloc as *const () as usize);
+        let mut t = ty;
+        while !t.is_null() {
+            let d = (*t).tp_dealloc.map(|f| f as usize);
+            if d == ours {
+                return true;
+            }
+            if d != own {
+                return false;
+            }
+            t = (*t).tp_base;
+        }
+        false
+    }
+}
+
 /// Kills a started, suspended user greenlet whose last reference is going away. Returns
 /// false if the greenlet was resurrected by the code that ran.
 unsafe fn kill_on_dealloc(slf: *mut PyObject) -> bool {
@@ -220,10 +251,14 @@ unsafe fn kill_on_dealloc(slf: *mut PyObject) -> bool {
         let refcnt = Py_REFCNT(slf) - 1;
         set_refcnt(slf, refcnt);
         if refcnt != 0 {
-            // Resurrected. Our type is a heap type, so `subtype_dealloc` does not drop
-            // a type reference after us and none needs restoring here.
+            // Resurrected. If someone after us (`subtype_dealloc` above a static C
+            // class) will drop the instance's type reference, give it one to drop.
             _Py_NewReference(slf);
             set_refcnt(slf, refcnt);
+            let ty = Py_TYPE(slf);
+            if PyType_HasFeature(ty, Py_TPFLAGS_HEAPTYPE) != 0 && !owes_type_reference(ty) {
+                Py_INCREF(ty.cast());
+            }
             PyObject_GC_Track(slf.cast());
             return false;
         }
@@ -263,9 +298,9 @@ pub unsafe extern "C" fn green_dealloc(slf: *mut PyObject) {
             drop(Box::from_raw(p));
         }
         let ty = Py_TYPE(slf);
+        let release_type = owes_type_reference(ty);
         (*ty).tp_free.expect("tp_free")(slf.cast());
-        // Heap types are referenced by their instances; static (Cython) subclasses are not.
-        if PyType_HasFeature(ty, Py_TPFLAGS_HEAPTYPE) != 0 {
+        if release_type {
             Py_DECREF(ty.cast());
         }
     }
