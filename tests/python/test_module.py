@@ -213,3 +213,25 @@ def test_greenlet_rs_identity_and_version():
     assert importlib.metadata.version("greenlet") == greenlet.__version__
     version = tuple(int(p) for p in greenlet.__version__.split(".")[:3])
     assert (3, 5, 6) <= version < (4,)
+
+
+def test_header_installed_as_a_header():
+    # Like upstream's wheel, greenlet.h ships inside the package (for helper extensions that
+    # include "../greenlet.h") and is installed as a header of the environment.
+    import os
+    import sys
+    import sysconfig
+
+    import greenlet
+
+    pkg_header = os.path.join(os.path.dirname(greenlet.__file__), "greenlet.h")
+    assert os.path.isfile(pkg_header)
+    site_header = os.path.join(
+        sys.prefix, "include", "site", "python%d.%d" % sys.version_info[:2], "greenlet", "greenlet.h"
+    )
+    if not os.path.isfile(site_header):
+        # Only wheels installed into this prefix get the header there.
+        assert not sysconfig.get_path("purelib").startswith(sys.prefix)
+        return
+    with open(pkg_header) as a, open(site_header) as b:
+        assert a.read() == b.read()

@@ -1,0 +1,1 @@
+../../greenlet/greenlet.h
