@@ -16,6 +16,7 @@
 
 pub mod capi;
 pub mod cpython;
+pub mod datastack;
 pub mod exception_state;
 pub mod globals;
 pub mod greenlet;

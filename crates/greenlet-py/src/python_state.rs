@@ -136,9 +136,19 @@ impl PythonState {
             self.recursion_depth = (*tstate).recursion_limit - (*tstate).recursion_remaining;
         }
         self.current_frame = ptr::null_mut();
-        self.datastack_chunk = ptr::null_mut();
-        self.datastack_top = ptr::null_mut();
-        self.datastack_limit = ptr::null_mut();
+        // SAFETY: GIL held (function contract).
+        match unsafe { crate::datastack::take_root_chunk() } {
+            Some((chunk, top, limit)) => {
+                self.datastack_chunk = chunk;
+                self.datastack_top = top;
+                self.datastack_limit = limit;
+            }
+            None => {
+                self.datastack_chunk = ptr::null_mut();
+                self.datastack_top = ptr::null_mut();
+                self.datastack_limit = ptr::null_mut();
+            }
+        }
     }
 
     /// Frees data-stack chunks that can never be used again: the running greenlet's when
@@ -149,7 +159,7 @@ impl PythonState {
     /// The GIL is held; with a non-null `tstate` the calling greenlet has no Python frames
     /// left and will never run Python code again.
     pub unsafe fn did_finish(&mut self, tstate: *mut PyThreadState) {
-        let mut chunk;
+        let chunk;
         if !tstate.is_null() {
             // SAFETY: live thread state; its chunks belong to the finishing greenlet.
             unsafe {
@@ -164,27 +174,8 @@ impl PythonState {
         self.datastack_chunk = ptr::null_mut();
         self.datastack_top = ptr::null_mut();
         self.datastack_limit = ptr::null_mut();
-        if chunk.is_null() {
-            return;
-        }
-        let mut alloc = pyo3_ffi::PyObjectArenaAllocator {
-            ctx: ptr::null_mut(),
-            alloc: None,
-            free: None,
-        };
-        // SAFETY: fills in the allocator CPython uses for data-stack chunks
-        // (`_PyObject_VirtualAlloc` is a thin wrapper over it).
-        unsafe { pyo3_ffi::PyObject_GetArenaAllocator(&mut alloc) };
-        let Some(free) = alloc.free else { return };
-        while !chunk.is_null() {
-            // SAFETY: the chain was allocated by that allocator and nothing else uses it.
-            unsafe {
-                let previous = (*chunk).previous;
-                (*chunk).previous = ptr::null_mut();
-                free(alloc.ctx, chunk.cast(), (*chunk).size);
-                chunk = previous;
-            }
-        }
+        // SAFETY: GIL held; the chain can never be used again (function contract).
+        unsafe { crate::datastack::free_chain(chunk) };
     }
 
     pub fn top_frame(&self) -> *mut PyFrameObject {

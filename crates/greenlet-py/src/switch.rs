@@ -509,6 +509,7 @@ unsafe fn g_initialstub(this: *mut Greenlet, mark: *mut u8) -> Result<Switched, 
         if err.status < 0 {
             // The start failed: back to "never started".
             (*this).stack = greenlet_core::StackState::unstarted();
+            (*this).python.did_finish(ptr::null_mut());
             if let Kind::User { main_greenlet, .. } = &mut (*this).kind {
                 clear_owned(main_greenlet);
             }
