@@ -12,7 +12,9 @@
 //! After step 4 returns, only this greenlet's own locals are meaningful: who switched to
 //! us is read from [`SWITCHING`], a global (the GIL serialises all switches).
 
-use crate::cpython::pystate::{CFrame, tstate};
+#[cfg(not(Py_3_13))]
+use crate::cpython::pystate::CFrame;
+use crate::cpython::pystate::tstate;
 use crate::globals::globals;
 use crate::greenlet::{Greenlet, Kind, PyGreenlet};
 use crate::thread_state;
@@ -390,6 +392,9 @@ unsafe fn g_switchstack(this: *mut Greenlet) -> Switched {
         (*cur).exception.save(ts);
         (*this).python.will_switch_from(ts);
         SWITCHING.store(this, Ordering::Relaxed);
+        // While `cur`'s stack is still in place, make its suspended frames walkable.
+        #[cfg(Py_3_12)]
+        (*cur).python.expose_frames();
         let forced_failure = matches!(
             (*this).kind,
             Kind::User {
@@ -483,7 +488,10 @@ unsafe fn g_initialstub(this: *mut Greenlet, mark: *mut u8) -> Result<Switched, 
             drop_saved();
         }
         // From here on nothing may run Python code before the switch.
+        // Before 3.13 the new greenlet needs a `_PyCFrame` of its own, on its own stack.
+        #[cfg(not(Py_3_13))]
         let mut cframe: CFrame = core::mem::zeroed();
+        #[cfg(not(Py_3_13))]
         (*this).python.set_new_cframe(&mut cframe);
         let state = match thread_state::current() {
             Ok(s) => s,
@@ -505,6 +513,7 @@ unsafe fn g_initialstub(this: *mut Greenlet, mark: *mut u8) -> Result<Switched, 
             // We are the new greenlet, running on the stack below `mark`.
             inner_bootstrap(err.new_current, err.origin, run);
         }
+        #[cfg(not(Py_3_13))]
         core::hint::black_box(&mut cframe);
         if err.status < 0 {
             // The start failed: back to "never started".
