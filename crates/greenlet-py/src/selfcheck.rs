@@ -63,6 +63,7 @@ fn entries(t: &crate::cpython::debug_offsets::DebugOffsets) -> Vec<(&'static str
     let ts = &t.thread_state;
     let fr = &t.interpreter_frame;
     let o = |n: usize| n as u64;
+    #[allow(unused_mut, reason = "extended on 3.14+")]
     let mut v = vec![
         ("thread_state.size", ts.size, o(size_of::<T>()), false),
         ("thread_state.prev", ts.prev, o(offset_of!(T, prev)), true),

@@ -116,6 +116,10 @@ pub unsafe fn single_result(result: *mut PyObject) -> *mut PyObject {
 ///
 /// # Safety
 /// The GIL is held.
+#[allow(
+    deprecated,
+    reason = "the (type, value, traceback) error API is deprecated from 3.12 but still exact on every version we support, and 3.10/3.11 have nothing else"
+)]
 unsafe fn handle_exit(result: *mut PyObject) -> *mut PyObject {
     // SAFETY: GIL held.
     unsafe {
@@ -201,6 +205,10 @@ pub unsafe fn switch_to(
 ///
 /// # Safety
 /// The GIL is held; `g` is a greenlet; the three pieces are owned and normalised.
+#[allow(
+    deprecated,
+    reason = "the (type, value, traceback) error API is deprecated from 3.12 but still exact on every version we support, and 3.10/3.11 have nothing else"
+)]
 pub unsafe fn throw_into(
     g: *mut PyGreenlet,
     typ: *mut PyObject,
@@ -228,6 +236,10 @@ pub unsafe fn throw_into(
 ///
 /// # Safety
 /// The GIL is held; arguments are borrowed (null allowed for `val` and `tb`).
+#[allow(
+    deprecated,
+    reason = "the (type, value, traceback) error API is deprecated from 3.12 but still exact on every version we support, and 3.10/3.11 have nothing else"
+)]
 pub unsafe fn normalize_throw_args(
     typ: *mut PyObject,
     val: *mut PyObject,
@@ -663,7 +675,7 @@ unsafe fn call_trace(
     unsafe {
         let saved = SavedError::fetch();
         let ts = pyo3_ffi::PyThreadState_Get();
-        pyo3_ffi::PyThreadState_EnterTracing(ts);
+        crate::cpython::pystate::enter_tracing(ts.cast());
         let pair = pyo3_ffi::PyTuple_Pack(2, origin, target);
         let r = if pair.is_null() {
             ptr::null_mut()
@@ -677,7 +689,7 @@ unsafe fn call_trace(
             pyo3_ffi::Py_DECREF(pair);
             r
         };
-        pyo3_ffi::PyThreadState_LeaveTracing(ts);
+        crate::cpython::pystate::leave_tracing(ts.cast());
         if r.is_null() {
             if let Ok(state) = thread_state::current() {
                 (*state).set_tracefunc(ptr::null_mut());

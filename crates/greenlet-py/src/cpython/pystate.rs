@@ -69,6 +69,13 @@ pub struct CFrame {
 #[repr(C)]
 pub struct TraceInfo {
     pub code: *mut PyObject,
+    pub bounds: CodeAddressRange,
+}
+
+/// `PyCodeAddressRange` (3.11 only, from `Include/cpython/code.h`).
+#[cfg(all(Py_3_11, not(Py_3_12)))]
+#[repr(C)]
+pub struct CodeAddressRange {
     pub ar_start: c_int,
     pub ar_end: c_int,
     pub ar_line: c_int,
@@ -264,4 +271,41 @@ pub fn is_finalizing() -> bool {
     #[cfg(Py_3_13)]
     let r = unsafe { pyo3_ffi::Py_IsFinalizing() };
     r != 0
+}
+
+/// `PyThreadState_EnterTracing` (3.11+, bpo-43760), with its 3.10 equivalent.
+///
+/// # Safety
+/// `ts` is the current thread state.
+#[inline]
+pub unsafe fn enter_tracing(ts: *mut PyThreadState) {
+    // SAFETY: live current thread state; its cframe is valid while Python runs.
+    unsafe {
+        #[cfg(not(Py_3_11))]
+        {
+            (*ts).tracing += 1;
+            (*(*ts).cframe).use_tracing = 0;
+        }
+        #[cfg(Py_3_11)]
+        pyo3_ffi::PyThreadState_EnterTracing(ts.cast());
+    }
+}
+
+/// `PyThreadState_LeaveTracing` (3.11+), with its 3.10 equivalent.
+///
+/// # Safety
+/// `ts` is the current thread state, inside [`enter_tracing`].
+#[inline]
+pub unsafe fn leave_tracing(ts: *mut PyThreadState) {
+    // SAFETY: as for `enter_tracing`.
+    unsafe {
+        #[cfg(not(Py_3_11))]
+        {
+            (*ts).tracing -= 1;
+            let tracing = !(*ts).c_tracefunc.is_null() || !(*ts).c_profilefunc.is_null();
+            (*(*ts).cframe).use_tracing = tracing as c_int;
+        }
+        #[cfg(Py_3_11)]
+        pyo3_ffi::PyThreadState_LeaveTracing(ts.cast());
+    }
 }
