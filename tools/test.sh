@@ -29,7 +29,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-PYTHONS="${PYTHONS:-3.11}"
+PYTHONS="${PYTHONS:-3.10 3.11}"
 PYENV_ROOT="${PYENV_ROOT:-$HOME/.pyenv}"
 SUITE_TIMEOUT="${SUITE_TIMEOUT:-1500}"
 read -r -a PYTEST_EXTRA <<<"${PYTEST_ARGS:-}"

@@ -106,7 +106,8 @@ unsafe extern "C" fn green_init(
             args,
             kwargs,
             c"|OO:green".as_ptr(),
-            kwlist.as_mut_ptr(),
+            // `char **` before 3.13, `char *const *` after.
+            kwlist.as_mut_ptr().cast(),
             &mut run,
             &mut parent,
         ) == 0

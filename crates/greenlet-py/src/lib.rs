@@ -16,6 +16,7 @@
 
 pub mod capi;
 pub mod cpython;
+#[cfg(Py_3_11)]
 pub mod datastack;
 pub mod exception_state;
 pub mod globals;

@@ -120,7 +120,11 @@ unsafe extern "C" fn mod_get_tstate_trash_delete_nesting(
     _a: *mut PyObject,
 ) -> *mut PyObject {
     // SAFETY: called by CPython with the GIL held.
-    unsafe { PyLong_FromLong((*crate::cpython::pystate::tstate()).trash_delete_nesting as _) }
+    unsafe {
+        PyLong_FromLong(
+            crate::python_state::trash_delete_nesting(crate::cpython::pystate::tstate()) as _,
+        )
+    }
 }
 
 fn method(name: &'static CStr, f: PyCFunction, flags: c_int, doc: &'static CStr) -> PyMethodDef {

@@ -3,30 +3,84 @@
 //! switched away from and moved back in when it resumes.
 //!
 //! Which fields these are depends on the CPython version; all version differences of this
-//! concern live in this file (the struct layouts themselves are in `cpython/`).
+//! concern live in this file (the struct layouts themselves are in `cpython/`). Every
+//! version also moves `context` (bumping `context_ver`), and `exception_state.rs` moves
+//! the handled exception.
 //!
-//! | CPython | fields (besides `context`, which every version moves) |
+//! | CPython | fields |
 //! |---|---|
+//! | 3.10 | `cframe` and `cframe->use_tracing`, `frame`, `recursion_depth`, `trash_delete_nesting` |
 //! | 3.11 | `cframe` and `cframe->use_tracing`, `cframe->current_frame`, recursion depth (`limit - remaining`), the data-stack chunk/top/limit, `trash_delete_nesting` |
+//! | 3.12 | `cframe`, `cframe->current_frame`, Python recursion depth, `c_recursion_remaining`, data stack, `trash.delete_nesting`; frames exposed while suspended |
+//! | 3.13 | `current_frame`, Python recursion depth, `c_recursion_remaining`, data stack, `delete_later`, `critical_section`; frames exposed |
+//! | 3.14 | as 3.13 without `c_recursion_remaining` (C-stack checks became address based), plus `current_executor` |
+//! | 3.15 | as 3.14; the GC also traverses the suspended frames |
+//!
+//! Fields never moved: the tracing flags and functions, `recursion_headroom`, the
+//! recursion *limits* (thread-wide; only the depth moves) and the 3.14+ C-stack limits
+//! (every greenlet runs on the thread's own stack, so the same limits apply).
 
-use crate::cpython::pystate::{CFrame, PyThreadState, StackChunk};
+#[cfg(not(Py_3_13))]
+use crate::cpython::pystate::CFrame;
+use crate::cpython::pystate::PyThreadState;
+#[cfg(Py_3_11)]
+use crate::cpython::{frame::InterpreterFrame, pystate::StackChunk};
 use core::ffi::{c_int, c_void};
 use core::ptr;
 use pyo3_ffi::{PyFrameObject, PyObject, visitproc};
 
+/// `cframe->use_tracing`: an `int` in 3.10, a `uint8_t` in 3.11, gone in 3.12 (PEP 669).
+#[cfg(not(Py_3_11))]
+type UseTracing = c_int;
+#[cfg(all(Py_3_11, not(Py_3_12)))]
+type UseTracing = u8;
+
 pub struct PythonState {
     /// The greenlet's `contextvars` context (owned), while it is not running.
     context: *mut PyObject,
-    /// The frame the greenlet will resume in (3.11: borrowed; the interpreter frame owns it).
+    /// The frame the greenlet will resume in, while it is suspended. Borrowed: the
+    /// interpreter frame (3.11+) or the frame chain (3.10) keeps it alive; only a
+    /// greenlet of a dead thread, whose frames nobody else will ever release, treats it as
+    /// owned (`clear(true)`).
     top_frame: *mut PyFrameObject,
+    /// Points into the greenlet's own C stack (see [`Self::set_new_cframe`]).
+    #[cfg(not(Py_3_13))]
     cframe: *mut CFrame,
-    use_tracing: u8,
+    #[cfg(not(Py_3_12))]
+    use_tracing: UseTracing,
+    /// How deep the greenlet's Python calls are. Stored as a depth, not as the
+    /// "remaining" counter, so that a `sys.setrecursionlimit` while the greenlet is
+    /// suspended applies to it when it resumes.
     recursion_depth: c_int,
-    current_frame: *mut c_void,
+    /// The C recursion counter (3.12, 3.13). Its limit is a compile-time constant, so
+    /// moving the counter itself is the same as moving the depth.
+    #[cfg(all(Py_3_12, not(Py_3_14)))]
+    c_recursion_remaining: c_int,
+    #[cfg(Py_3_11)]
+    current_frame: *mut InterpreterFrame,
+    #[cfg(Py_3_11)]
     datastack_chunk: *mut StackChunk,
+    #[cfg(Py_3_11)]
     datastack_top: *mut *mut PyObject,
+    #[cfg(Py_3_11)]
     datastack_limit: *mut *mut PyObject,
+    #[cfg(not(Py_3_13))]
     trash_delete_nesting: c_int,
+    /// The greenlet's chain of objects whose deallocation the trash can deferred (3.13+).
+    /// Those objects have a reference count of zero and are linked through their GC
+    /// headers; the chain is moved as a plain pointer, never INCREF'd: a count taken here
+    /// and dropped later would deallocate an object that is still on the chain.
+    #[cfg(Py_3_13)]
+    delete_later: *mut PyObject,
+    /// The innermost critical section (3.13+; always 0 on GIL builds in practice).
+    #[cfg(Py_3_13)]
+    critical_section: usize,
+    /// The JIT executor the greenlet was running in (3.14+, greenlet issue #460).
+    #[cfg(Py_3_14)]
+    current_executor: *mut PyObject,
+    // Not kept (3.14+): `top_frame->f_frame->stackpointer`. Upstream saves it on every
+    // build but only writes it back on free-threaded builds, which we do not support; on
+    // GIL builds nothing changes it while the greenlet is suspended.
 }
 
 impl PythonState {
@@ -34,86 +88,209 @@ impl PythonState {
         Self {
             context: ptr::null_mut(),
             top_frame: ptr::null_mut(),
+            #[cfg(not(Py_3_13))]
             cframe: ptr::null_mut(),
+            #[cfg(not(Py_3_12))]
             use_tracing: 0,
             recursion_depth: 0,
+            #[cfg(all(Py_3_12, not(Py_3_14)))]
+            c_recursion_remaining: 0,
+            #[cfg(Py_3_11)]
             current_frame: ptr::null_mut(),
+            #[cfg(Py_3_11)]
             datastack_chunk: ptr::null_mut(),
+            #[cfg(Py_3_11)]
             datastack_top: ptr::null_mut(),
+            #[cfg(Py_3_11)]
             datastack_limit: ptr::null_mut(),
+            #[cfg(not(Py_3_13))]
             trash_delete_nesting: 0,
+            #[cfg(Py_3_13)]
+            delete_later: ptr::null_mut(),
+            #[cfg(Py_3_13)]
+            critical_section: 0,
+            #[cfg(Py_3_14)]
+            current_executor: ptr::null_mut(),
         }
     }
 
     /// Moves the running greenlet's interpreter state out of `tstate` into `self`.
     ///
     /// # Safety
-    /// `tstate` is the current thread state, the GIL is held, and `self` is empty.
+    /// `tstate` is the current thread state, the GIL is held, `self` is empty, and (3.11+)
+    /// the current frame object exists already (see [`materialize_frame`]).
     #[inline]
     pub unsafe fn save(&mut self, tstate: *mut PyThreadState) {
-        // SAFETY: `tstate` is live (caller); moving the context reference transfers ownership.
+        // SAFETY:
+        // - `tstate` is the live current thread state (caller);
+        // - `cframe` (before 3.13) points at a `_PyCFrame` of the running greenlet's
+        //   live stack;
+        // - moving the context reference transfers its ownership to `self`.
         unsafe {
             let ts = &mut *tstate;
-            self.context = ts.context;
-            ts.context = ptr::null_mut();
-            self.cframe = ts.cframe;
-            self.use_tracing = (*ts.cframe).use_tracing;
-            self.recursion_depth = ts.recursion_limit - ts.recursion_remaining;
-            self.current_frame = (*ts.cframe).current_frame;
-            self.datastack_chunk = ts.datastack_chunk;
-            self.datastack_top = ts.datastack_top;
-            self.datastack_limit = ts.datastack_limit;
-            // The frame object already exists (see `materialize_frame`), so this does not
-            // allocate; the reference is dropped because the interpreter frame owns it.
-            let frame = pyo3_ffi::PyThreadState_GetFrame(tstate.cast());
-            pyo3_ffi::Py_XDECREF(frame.cast());
-            self.top_frame = frame;
-            self.trash_delete_nesting = ts.trash_delete_nesting;
+            self.context = core::mem::replace(&mut ts.context, ptr::null_mut());
+            #[cfg(not(Py_3_13))]
+            {
+                self.cframe = ts.cframe;
+            }
+            #[cfg(not(Py_3_12))]
+            {
+                self.use_tracing = (*ts.cframe).use_tracing;
+            }
+            self.recursion_depth = current_recursion_depth(ts);
+            #[cfg(all(Py_3_12, not(Py_3_14)))]
+            {
+                self.c_recursion_remaining = ts.c_recursion_remaining;
+            }
+            #[cfg(not(Py_3_11))]
+            {
+                self.top_frame = ts.frame;
+            }
+            #[cfg(Py_3_11)]
+            {
+                #[cfg(not(Py_3_13))]
+                {
+                    self.current_frame = (*ts.cframe).current_frame;
+                }
+                #[cfg(Py_3_13)]
+                {
+                    self.current_frame = ts.current_frame;
+                }
+                self.datastack_chunk = ts.datastack_chunk;
+                self.datastack_top = ts.datastack_top;
+                self.datastack_limit = ts.datastack_limit;
+                // The frame object already exists (`materialize_frame`), so this does not
+                // allocate; the new reference is dropped because the interpreter frame
+                // owns the object.
+                let frame = pyo3_ffi::PyThreadState_GetFrame(tstate.cast());
+                pyo3_ffi::Py_XDECREF(frame.cast());
+                self.top_frame = frame;
+            }
+            #[cfg(not(Py_3_12))]
+            {
+                self.trash_delete_nesting = ts.trash_delete_nesting;
+            }
+            #[cfg(all(Py_3_12, not(Py_3_13)))]
+            {
+                self.trash_delete_nesting = ts.trash.delete_nesting;
+            }
+            #[cfg(Py_3_13)]
+            {
+                self.delete_later = core::mem::replace(&mut ts.delete_later, ptr::null_mut());
+                self.critical_section = ts.critical_section;
+            }
+            #[cfg(Py_3_14)]
+            {
+                self.current_executor = ts.current_executor;
+            }
         }
     }
 
-    /// Moves `self` back into `tstate`.
+    /// Moves `self` back into `tstate` (and, 3.12+, undoes [`Self::expose_frames`]).
     ///
     /// # Safety
-    /// `tstate` is the current thread state whose previous contents were saved elsewhere.
+    /// `tstate` is the current thread state whose previous contents were saved elsewhere,
+    /// and this greenlet's stack has just been restored.
     #[inline]
     pub unsafe fn restore(&mut self, tstate: *mut PyThreadState) {
-        // SAFETY: `tstate` is live; `cframe` points at a `_PyCFrame` on this greenlet's
-        // stack, which has just been restored.
+        // SAFETY:
+        // - `tstate` is the live current thread state (caller);
+        // - `cframe` points at a `_PyCFrame` on this greenlet's stack, restored just now;
+        // - the frames unexposed were exposed by this greenlet and are still alive (they
+        //   are executing, as far as the interpreter knows).
         unsafe {
+            #[cfg(Py_3_12)]
+            self.unexpose_frames();
             let ts = &mut *tstate;
-            ts.context = self.context;
-            self.context = ptr::null_mut();
+            ts.context = core::mem::replace(&mut self.context, ptr::null_mut());
             // Invalidate the contextvars cache, which is keyed on the version.
             ts.context_ver = ts.context_ver.wrapping_add(1);
-            ts.cframe = self.cframe;
-            (*ts.cframe).use_tracing = self.use_tracing;
-            ts.recursion_remaining = ts.recursion_limit - self.recursion_depth;
-            (*ts.cframe).current_frame = self.current_frame;
-            ts.datastack_chunk = self.datastack_chunk;
-            ts.datastack_top = self.datastack_top;
-            ts.datastack_limit = self.datastack_limit;
+            #[cfg(not(Py_3_13))]
+            {
+                ts.cframe = self.cframe;
+            }
+            #[cfg(not(Py_3_12))]
+            {
+                (*ts.cframe).use_tracing = self.use_tracing;
+            }
+            #[cfg(not(Py_3_11))]
+            {
+                ts.recursion_depth = self.recursion_depth;
+                ts.frame = self.top_frame;
+            }
+            #[cfg(all(Py_3_11, not(Py_3_12)))]
+            {
+                ts.recursion_remaining = ts.recursion_limit - self.recursion_depth;
+            }
+            #[cfg(Py_3_12)]
+            {
+                ts.py_recursion_remaining = ts.py_recursion_limit - self.recursion_depth;
+            }
+            #[cfg(all(Py_3_12, not(Py_3_14)))]
+            {
+                ts.c_recursion_remaining = self.c_recursion_remaining;
+            }
+            #[cfg(Py_3_11)]
+            {
+                #[cfg(not(Py_3_13))]
+                {
+                    (*ts.cframe).current_frame = self.current_frame;
+                }
+                #[cfg(Py_3_13)]
+                {
+                    ts.current_frame = self.current_frame;
+                }
+                ts.datastack_chunk = self.datastack_chunk;
+                ts.datastack_top = self.datastack_top;
+                ts.datastack_limit = self.datastack_limit;
+            }
             self.top_frame = ptr::null_mut();
-            ts.trash_delete_nesting = self.trash_delete_nesting;
+            #[cfg(not(Py_3_12))]
+            {
+                ts.trash_delete_nesting = self.trash_delete_nesting;
+            }
+            #[cfg(all(Py_3_12, not(Py_3_13)))]
+            {
+                ts.trash.delete_nesting = self.trash_delete_nesting;
+            }
+            #[cfg(Py_3_13)]
+            {
+                // `save` of the greenlet we came from emptied the field, so nothing on
+                // the thread state's chain can be lost here.
+                debug_assert!(ts.delete_later.is_null());
+                ts.delete_later = core::mem::replace(&mut self.delete_later, ptr::null_mut());
+                ts.critical_section = self.critical_section;
+            }
+            #[cfg(Py_3_14)]
+            {
+                ts.current_executor = self.current_executor;
+            }
         }
     }
 
-    /// Tracing continuity: the greenlet being switched to keeps the tracing flag of the
-    /// greenlet it is switched from.
+    /// Tracing continuity (3.10, 3.11): the greenlet being switched to keeps the tracing
+    /// flag of the greenlet it is switched from.
     ///
     /// # Safety
     /// `origin` is the current thread state.
     #[inline]
     pub unsafe fn will_switch_from(&mut self, origin: *mut PyThreadState) {
-        // SAFETY: `origin->cframe` is always valid while Python runs.
-        self.use_tracing = unsafe { (*(*origin).cframe).use_tracing };
+        #[cfg(not(Py_3_12))]
+        {
+            // SAFETY: `origin->cframe` is always valid while Python runs.
+            self.use_tracing = unsafe { (*(*origin).cframe).use_tracing };
+        }
+        #[cfg(Py_3_12)]
+        let _ = origin;
     }
 
-    /// Prepares the `_PyCFrame` that a new greenlet uses while it runs: a copy of the
-    /// current one that unlinks to the thread's root frame.
+    /// Prepares the `_PyCFrame` that a new greenlet uses while it runs (before 3.13): a
+    /// copy of the current one that unlinks to the thread's root frame. It lives in
+    /// `g_initialstub`'s frame, which stays on the new greenlet's stack until it dies.
     ///
     /// # Safety
     /// `frame` lives on the new greenlet's part of the C stack for as long as it runs.
+    #[cfg(not(Py_3_13))]
     pub unsafe fn set_new_cframe(&mut self, frame: &mut CFrame) {
         // SAFETY: the current thread state and its cframe are live.
         unsafe {
@@ -125,57 +302,72 @@ impl PythonState {
     }
 
     /// The state a greenlet starts with: no frames, no data stack, and the recursion
-    /// depth of the greenlet that starts it.
+    /// depth (and 3.14+ JIT executor) of the greenlet that starts it.
     ///
     /// # Safety
     /// `tstate` is the current thread state.
     pub unsafe fn set_initial_state(&mut self, tstate: *mut PyThreadState) {
         self.top_frame = ptr::null_mut();
         // SAFETY: live thread state.
-        unsafe {
-            self.recursion_depth = (*tstate).recursion_limit - (*tstate).recursion_remaining;
+        let ts = unsafe { &*tstate };
+        self.recursion_depth = current_recursion_depth(ts);
+        #[cfg(all(Py_3_12, not(Py_3_14)))]
+        {
+            self.c_recursion_remaining = ts.c_recursion_remaining;
         }
-        self.current_frame = ptr::null_mut();
-        // SAFETY: GIL held (function contract).
-        match unsafe { crate::datastack::take_root_chunk() } {
-            Some((chunk, top, limit)) => {
-                self.datastack_chunk = chunk;
-                self.datastack_top = top;
-                self.datastack_limit = limit;
+        #[cfg(Py_3_11)]
+        {
+            self.current_frame = ptr::null_mut();
+            // SAFETY: GIL held (function contract).
+            match unsafe { crate::datastack::take_root_chunk() } {
+                Some((chunk, top, limit)) => {
+                    self.datastack_chunk = chunk;
+                    self.datastack_top = top;
+                    self.datastack_limit = limit;
+                }
+                None => {
+                    self.datastack_chunk = ptr::null_mut();
+                    self.datastack_top = ptr::null_mut();
+                    self.datastack_limit = ptr::null_mut();
+                }
             }
-            None => {
-                self.datastack_chunk = ptr::null_mut();
-                self.datastack_top = ptr::null_mut();
-                self.datastack_limit = ptr::null_mut();
-            }
+        }
+        #[cfg(Py_3_14)]
+        {
+            self.current_executor = ts.current_executor;
         }
     }
 
-    /// Frees data-stack chunks that can never be used again: the running greenlet's when
-    /// it has finished (`tstate` non-null), or a suspended greenlet's own when it is
-    /// deallocated without finishing (`tstate` null).
+    /// Frees data-stack chunks that can never be used again (3.11+): the running
+    /// greenlet's when it has finished (`tstate` non-null), or a suspended greenlet's own
+    /// when it is deallocated without finishing (`tstate` null).
     ///
     /// # Safety
     /// The GIL is held; with a non-null `tstate` the calling greenlet has no Python frames
     /// left and will never run Python code again.
     pub unsafe fn did_finish(&mut self, tstate: *mut PyThreadState) {
-        let chunk;
-        if !tstate.is_null() {
-            // SAFETY: live thread state; its chunks belong to the finishing greenlet.
-            unsafe {
-                chunk = (*tstate).datastack_chunk;
-                (*tstate).datastack_chunk = ptr::null_mut();
-                (*tstate).datastack_top = ptr::null_mut();
-                (*tstate).datastack_limit = ptr::null_mut();
+        #[cfg(not(Py_3_11))]
+        let _ = tstate;
+        #[cfg(Py_3_11)]
+        {
+            let chunk;
+            if !tstate.is_null() {
+                // SAFETY: live thread state; its chunks belong to the finishing greenlet.
+                unsafe {
+                    chunk = (*tstate).datastack_chunk;
+                    (*tstate).datastack_chunk = ptr::null_mut();
+                    (*tstate).datastack_top = ptr::null_mut();
+                    (*tstate).datastack_limit = ptr::null_mut();
+                }
+            } else {
+                chunk = self.datastack_chunk;
             }
-        } else {
-            chunk = self.datastack_chunk;
+            self.datastack_chunk = ptr::null_mut();
+            self.datastack_top = ptr::null_mut();
+            self.datastack_limit = ptr::null_mut();
+            // SAFETY: GIL held; the chain can never be used again (function contract).
+            unsafe { crate::datastack::free_chain(chunk) };
         }
-        self.datastack_chunk = ptr::null_mut();
-        self.datastack_top = ptr::null_mut();
-        self.datastack_limit = ptr::null_mut();
-        // SAFETY: GIL held; the chain can never be used again (function contract).
-        unsafe { crate::datastack::free_chain(chunk) };
     }
 
     pub fn top_frame(&self) -> *mut PyFrameObject {
@@ -213,10 +405,22 @@ impl PythonState {
                 return r;
             }
         }
+        #[cfg(Py_3_15)]
+        {
+            // SAFETY: a suspended greenlet's frames are exposed, so the chain holds only
+            // complete frames, which live in data-stack chunks or generators.
+            let r = unsafe { frames315::traverse(self.top_frame, visit, arg) };
+            if r != 0 {
+                return r;
+            }
+        }
+        // `delete_later` is not visited: its objects already died once (refcount 0) and
+        // are untracked.
         0
     }
 
-    /// Drops the context and, for a greenlet of a dead thread (`own_top_frame`), the frame.
+    /// Drops the context and, for a greenlet of a dead thread (`own_top_frame`), the
+    /// references of its frames.
     ///
     /// # Safety
     /// The GIL is held.
@@ -231,7 +435,99 @@ impl PythonState {
         // fields are already consistent.
         unsafe {
             pyo3_ffi::Py_XDECREF(context);
+            #[cfg(not(Py_3_15))]
             pyo3_ffi::Py_XDECREF(frame.cast());
+            // 3.15: the frame objects are released along with everything else the frames
+            // hold (the top one through its interpreter frame's `frame_obj`).
+            #[cfg(Py_3_15)]
+            frames315::clear(frame);
+        }
+    }
+
+    /// 3.12+: lets code walk `f_back` from a suspended greenlet's frames.
+    ///
+    /// The interpreter-frame chain of a greenlet also holds "incomplete" frames (the
+    /// entry frames that `_PyEval_EvalFrameDefault` keeps on the C stack, and frames that
+    /// have not started yet). Once the greenlet is switched away from, its C stack is
+    /// overwritten or moved to the heap, so following `previous` into such a frame reads
+    /// garbage (greenlet #388, gevent #1969, CPython #113037). Right before the switch,
+    /// while the stack is still in place, we relink the chain so that each complete
+    /// frame's `previous` points at the next complete frame, creating the frame objects
+    /// on the way; each original `previous` is kept in its frame object's
+    /// `_f_frame_data[0]`, which is unused while the frame runs. [`Self::restore`] puts
+    /// them back.
+    ///
+    /// # Safety
+    /// Called on the greenlet being switched away from, after [`Self::save`], before the
+    /// stack switch, with the GIL held.
+    #[cfg(Py_3_12)]
+    pub unsafe fn expose_frames(&self) {
+        use crate::cpython::frame::{FRAME_OWNED_BY_GENERATOR, FrameObject};
+        let mut frame: *mut FrameObject = self.top_frame.cast();
+        while !frame.is_null() {
+            // SAFETY:
+            // - `frame` is the frame object of a complete, executing interpreter frame
+            //   (the top frame comes from `PyThreadState_GetFrame`, the others from
+            //   `PyFrame_GetBack`), so `f_frame` points at it and `_f_frame_data[0]` is
+            //   unused storage;
+            // - `PyFrame_GetBack` of a frame object whose `f_back` is null returns the
+            //   frame object of the first complete frame after `f_frame->previous`,
+            //   creating it if needed; we hand it a stand-in frame so that it starts from
+            //   the *original* `previous` even when an executing frame object has an
+            //   `f_back` of its own. The stand-in counts as complete because it claims to
+            //   belong to a generator (so its code object is never looked at);
+            // - the incomplete frames it walks past are on our own live stack, and
+            //   creating a frame object cannot start a collection (3.12+ only schedules
+            //   one for the next eval-breaker check), so no Python code runs here;
+            // - the returned reference is dropped at once: the interpreter frame holds one.
+            unsafe {
+                let iframe = (*frame).f_frame;
+                let original_previous = (*iframe).previous;
+                let mut stand_in_iframe: InterpreterFrame = core::mem::zeroed();
+                stand_in_iframe.owner = FRAME_OWNED_BY_GENERATOR;
+                stand_in_iframe.previous = original_previous;
+                let mut stand_in: FrameObject = core::mem::zeroed();
+                stand_in.f_frame = &mut stand_in_iframe;
+                let back: *mut FrameObject =
+                    pyo3_ffi::PyFrame_GetBack(ptr::addr_of_mut!(stand_in).cast()).cast();
+                if back.is_null() {
+                    // Out of memory creating a frame object (or no complete frame left):
+                    // the chain ends here.
+                    pyo3_ffi::PyErr_Clear();
+                }
+                pyo3_ffi::Py_XDECREF(back.cast());
+                (*frame)._f_frame_data[0] = original_previous.cast();
+                (*iframe).previous = if back.is_null() {
+                    ptr::null_mut()
+                } else {
+                    (*back).f_frame
+                };
+                frame = back;
+            }
+        }
+    }
+
+    /// Undoes [`Self::expose_frames`]: puts each original `previous` back.
+    ///
+    /// # Safety
+    /// `self` is the greenlet being resumed; its frames are exposed.
+    #[cfg(Py_3_12)]
+    unsafe fn unexpose_frames(&self) {
+        use crate::cpython::frame::FrameObject;
+        let top: *mut FrameObject = self.top_frame.cast();
+        if top.is_null() {
+            return;
+        }
+        // SAFETY: the exposed chain links complete frames that all have frame objects
+        // (created by `expose_frames`), each holding the original link.
+        unsafe {
+            let mut iframe = (*top).f_frame;
+            while !iframe.is_null() {
+                let exposed_previous = (*iframe).previous;
+                let frame_obj = (*iframe).frame_obj;
+                (*iframe).previous = (*frame_obj)._f_frame_data[0].cast();
+                iframe = exposed_previous;
+            }
         }
     }
 }
@@ -242,14 +538,43 @@ impl Default for PythonState {
     }
 }
 
-/// Makes sure the current frame object exists before a switch, with the GC disabled:
-/// creating it allocates, and a collection at that point could run `__del__` methods that
-/// switch greenlets in the middle of saving our state.
+/// The running greenlet's Python recursion depth.
+#[inline(always)]
+fn current_recursion_depth(ts: &PyThreadState) -> c_int {
+    #[cfg(not(Py_3_11))]
+    return ts.recursion_depth;
+    #[cfg(all(Py_3_11, not(Py_3_12)))]
+    return ts.recursion_limit - ts.recursion_remaining;
+    #[cfg(Py_3_12)]
+    return ts.py_recursion_limit - ts.py_recursion_remaining;
+}
+
+/// The thread state's trash-can nesting level (before 3.13, which removed it), for
+/// `greenlet._greenlet.get_tstate_trash_delete_nesting`.
+///
+/// # Safety
+/// `tstate` is the current thread state.
+#[cfg(not(Py_3_13))]
+pub unsafe fn trash_delete_nesting(tstate: *mut PyThreadState) -> c_int {
+    // SAFETY: live thread state (caller).
+    unsafe {
+        #[cfg(not(Py_3_12))]
+        return (*tstate).trash_delete_nesting;
+        #[cfg(Py_3_12)]
+        return (*tstate).trash.delete_nesting;
+    }
+}
+
+/// Makes sure the current frame object exists before a switch (3.11+), with the GC
+/// disabled: creating it allocates, and a collection at that point could run `__del__`
+/// methods that switch greenlets in the middle of saving our state. Before 3.11 the
+/// frame object always exists.
 ///
 /// # Safety
 /// The GIL is held.
 #[inline]
 pub unsafe fn materialize_frame() {
+    #[cfg(Py_3_11)]
     // SAFETY: plain C-API calls with the GIL held.
     unsafe {
         let was_enabled = pyo3_ffi::PyGC_Disable();
@@ -257,6 +582,123 @@ pub unsafe fn materialize_frame() {
         pyo3_ffi::Py_XDECREF(frame.cast());
         if was_enabled != 0 {
             pyo3_ffi::PyGC_Enable();
+        }
+    }
+}
+
+/// 3.15: suspended greenlets are always GC objects (no `tp_is_gc`), so the collector must
+/// see what their frames hold, including the borrowed and deferred stack references it
+/// would otherwise only find on the running thread's frame stack (upstream PRs #511/#512).
+#[cfg(Py_3_15)]
+mod frames315 {
+    use crate::cpython::frame::{FRAME_OWNED_BY_THREAD, FrameObject, InterpreterFrame, StackRef};
+    use core::ffi::{c_int, c_void};
+    use core::ptr;
+    use pyo3_ffi::{PyFrameObject, visitproc};
+
+    unsafe extern "C" {
+        fn _PyGC_VisitFrameStack(
+            frame: *mut InterpreterFrame,
+            visit: visitproc,
+            arg: *mut c_void,
+        ) -> c_int;
+        fn _PyGC_VisitStackRef(r: *mut StackRef, visit: visitproc, arg: *mut c_void) -> c_int;
+    }
+
+    /// The exposed chain from `top`: only frames the thread owns (generator frames are
+    /// traversed by their generator).
+    ///
+    /// # Safety
+    /// `top` is null or the top frame of a suspended (exposed) greenlet.
+    unsafe fn thread_frames(
+        top: *mut PyFrameObject,
+    ) -> impl Iterator<Item = *mut InterpreterFrame> {
+        let first = if top.is_null() {
+            ptr::null_mut()
+        } else {
+            // SAFETY: see the function contract.
+            unsafe { (*top.cast::<FrameObject>()).f_frame }
+        };
+        // SAFETY: each exposed frame is complete and alive while the greenlet is
+        // suspended; `previous` links only such frames.
+        core::iter::successors((!first.is_null()).then_some(first), |&f| {
+            let p = unsafe { (*f).previous };
+            (!p.is_null()).then_some(p)
+        })
+        // SAFETY: as above.
+        .filter(|&f| unsafe { (*f).owner } == FRAME_OWNED_BY_THREAD)
+    }
+
+    /// # Safety
+    /// Called from `tp_traverse`; `top` as for [`thread_frames`].
+    pub unsafe fn traverse(top: *mut PyFrameObject, visit: visitproc, arg: *mut c_void) -> c_int {
+        // SAFETY: see the function contract; every visited pointer is a reference the
+        // frame holds.
+        unsafe {
+            for f in thread_frames(top) {
+                for o in [(*f).frame_obj.cast(), (*f).f_locals] {
+                    if !o.is_null() {
+                        let r = visit(o, arg);
+                        if r != 0 {
+                            return r;
+                        }
+                    }
+                }
+                for r in [&raw mut (*f).f_funcobj, &raw mut (*f).f_executable] {
+                    if !(*r).is_null_or_int() {
+                        let r = _PyGC_VisitStackRef(r, visit, arg);
+                        if r != 0 {
+                            return r;
+                        }
+                    }
+                }
+                let r = _PyGC_VisitFrameStack(f, visit, arg);
+                if r != 0 {
+                    return r;
+                }
+            }
+        }
+        0
+    }
+
+    /// Releases everything the suspended frames of a greenlet from a dead thread hold;
+    /// the frames themselves then die with their data-stack chunks.
+    ///
+    /// # Safety
+    /// The GIL is held; `top` as for [`thread_frames`], and those frames never run again.
+    pub unsafe fn clear(top: *mut PyFrameObject) {
+        // SAFETY: see the function contract. Collect first: releasing a reference can
+        // free the frame object we came from, but not the interpreter frames, which live
+        // in the data stack.
+        unsafe {
+            let frames: Vec<*mut InterpreterFrame> = thread_frames(top).collect();
+            for f in frames {
+                let locals = (*f).localsplus.as_mut_ptr();
+                let mut sp = (*f).stackpointer;
+                if !sp.is_null() {
+                    while sp > locals {
+                        sp = sp.sub(1);
+                        close(sp);
+                    }
+                    (*f).stackpointer = locals;
+                }
+                pyo3_ffi::Py_XDECREF(core::mem::replace(&mut (*f).f_locals, ptr::null_mut()));
+                let fo = core::mem::replace(&mut (*f).frame_obj, ptr::null_mut());
+                pyo3_ffi::Py_XDECREF(fo.cast());
+                close(&raw mut (*f).f_funcobj);
+                close(&raw mut (*f).f_executable);
+            }
+        }
+    }
+
+    /// `PyStackRef_CLEAR` on a GIL build.
+    unsafe fn close(r: *mut StackRef) {
+        // SAFETY: `r` points at a stack reference of a frame we are clearing.
+        unsafe {
+            let old = core::mem::replace(&mut *r, StackRef::NULL);
+            if old.owns_reference() && !old.as_ptr().is_null() {
+                pyo3_ffi::Py_DECREF(old.as_ptr());
+            }
         }
     }
 }

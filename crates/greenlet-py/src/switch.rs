@@ -12,7 +12,9 @@
 //! After step 4 returns, only this greenlet's own locals are meaningful: who switched to
 //! us is read from [`SWITCHING`], a global (the GIL serialises all switches).
 
-use crate::cpython::pystate::{CFrame, tstate};
+#[cfg(not(Py_3_13))]
+use crate::cpython::pystate::CFrame;
+use crate::cpython::pystate::tstate;
 use crate::globals::globals;
 use crate::greenlet::{Greenlet, Kind, PyGreenlet};
 use crate::thread_state;
@@ -114,6 +116,10 @@ pub unsafe fn single_result(result: *mut PyObject) -> *mut PyObject {
 ///
 /// # Safety
 /// The GIL is held.
+#[allow(
+    deprecated,
+    reason = "the (type, value, traceback) error API is deprecated from 3.12 but still exact on every version we support, and 3.10/3.11 have nothing else"
+)]
 unsafe fn handle_exit(result: *mut PyObject) -> *mut PyObject {
     // SAFETY: GIL held.
     unsafe {
@@ -199,6 +205,10 @@ pub unsafe fn switch_to(
 ///
 /// # Safety
 /// The GIL is held; `g` is a greenlet; the three pieces are owned and normalised.
+#[allow(
+    deprecated,
+    reason = "the (type, value, traceback) error API is deprecated from 3.12 but still exact on every version we support, and 3.10/3.11 have nothing else"
+)]
 pub unsafe fn throw_into(
     g: *mut PyGreenlet,
     typ: *mut PyObject,
@@ -226,6 +236,10 @@ pub unsafe fn throw_into(
 ///
 /// # Safety
 /// The GIL is held; arguments are borrowed (null allowed for `val` and `tb`).
+#[allow(
+    deprecated,
+    reason = "the (type, value, traceback) error API is deprecated from 3.12 but still exact on every version we support, and 3.10/3.11 have nothing else"
+)]
 pub unsafe fn normalize_throw_args(
     typ: *mut PyObject,
     val: *mut PyObject,
@@ -390,6 +404,9 @@ unsafe fn g_switchstack(this: *mut Greenlet) -> Switched {
         (*cur).exception.save(ts);
         (*this).python.will_switch_from(ts);
         SWITCHING.store(this, Ordering::Relaxed);
+        // While `cur`'s stack is still in place, make its suspended frames walkable.
+        #[cfg(Py_3_12)]
+        (*cur).python.expose_frames();
         let forced_failure = matches!(
             (*this).kind,
             Kind::User {
@@ -483,7 +500,10 @@ unsafe fn g_initialstub(this: *mut Greenlet, mark: *mut u8) -> Result<Switched, 
             drop_saved();
         }
         // From here on nothing may run Python code before the switch.
+        // Before 3.13 the new greenlet needs a `_PyCFrame` of its own, on its own stack.
+        #[cfg(not(Py_3_13))]
         let mut cframe: CFrame = core::mem::zeroed();
+        #[cfg(not(Py_3_13))]
         (*this).python.set_new_cframe(&mut cframe);
         let state = match thread_state::current() {
             Ok(s) => s,
@@ -505,6 +525,7 @@ unsafe fn g_initialstub(this: *mut Greenlet, mark: *mut u8) -> Result<Switched, 
             // We are the new greenlet, running on the stack below `mark`.
             inner_bootstrap(err.new_current, err.origin, run);
         }
+        #[cfg(not(Py_3_13))]
         core::hint::black_box(&mut cframe);
         if err.status < 0 {
             // The start failed: back to "never started".
@@ -655,7 +676,7 @@ unsafe fn call_trace(
     unsafe {
         let saved = SavedError::fetch();
         let ts = pyo3_ffi::PyThreadState_Get();
-        pyo3_ffi::PyThreadState_EnterTracing(ts);
+        crate::cpython::pystate::enter_tracing(ts.cast());
         let pair = pyo3_ffi::PyTuple_Pack(2, origin, target);
         let r = if pair.is_null() {
             ptr::null_mut()
@@ -669,7 +690,7 @@ unsafe fn call_trace(
             pyo3_ffi::Py_DECREF(pair);
             r
         };
-        pyo3_ffi::PyThreadState_LeaveTracing(ts);
+        crate::cpython::pystate::leave_tracing(ts.cast());
         if r.is_null() {
             if let Ok(state) = thread_state::current() {
                 (*state).set_tracefunc(ptr::null_mut());

@@ -89,6 +89,10 @@ impl SavedError {
     /// # Safety
     /// The GIL is held.
     #[inline]
+    #[allow(
+        deprecated,
+        reason = "the (type, value, traceback) error API is deprecated from 3.12 but still exact on every version we support, and 3.10/3.11 have nothing else"
+    )]
     pub unsafe fn fetch() -> Self {
         let mut s = Self {
             ty: ptr::null_mut(),
@@ -105,6 +109,10 @@ impl SavedError {
     /// # Safety
     /// The GIL is held.
     #[inline]
+    #[allow(
+        deprecated,
+        reason = "the (type, value, traceback) error API is deprecated from 3.12 but still exact on every version we support, and 3.10/3.11 have nothing else"
+    )]
     pub unsafe fn restore(self) {
         let s = core::mem::ManuallyDrop::new(self);
         // SAFETY: GIL held; ownership of the three references moves to the thread state.

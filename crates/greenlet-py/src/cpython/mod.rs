@@ -2,16 +2,30 @@
 //! restores on every switch.
 //!
 //! `pyo3-ffi` treats `PyThreadState` as opaque, and the fields greenlet needs move in
-//! every minor release (see `docs/architecture.md`). Each file here mirrors one CPython
-//! header, with one nested module per supported minor version, selected by the
-//! `Py_3_x` cfgs that `pyo3-build-config` emits for the interpreter we build against.
-//! The mirrors are checked against the real headers by `tools/layout-check` (offsetof vs
-//! `offset_of!`).
+//! every minor release. Each file here mirrors one CPython header, with the fields of
+//! every supported minor version (3.10 to 3.15) gated one by one by the `Py_3_x` cfgs
+//! that `pyo3-build-config` emits for the interpreter we build against. The mirrors are
+//! checked against the real headers by `tools/layout-check` (`offsetof` vs
+//! `offset_of!`), and on 3.13+ against the running interpreter's `_Py_DebugOffsets` at
+//! import (`selfcheck.rs`).
 
+#[cfg(Py_3_13)]
+pub mod debug_offsets;
+pub mod frame;
 pub mod pystate;
+
+#[cfg(not(Py_3_10))]
+compile_error!("greenlet-rs supports CPython 3.10 and newer");
 
 #[cfg(Py_GIL_DISABLED)]
 compile_error!(
     "greenlet-rs does not support free-threaded CPython builds yet: the object header, \
-     the thread-local switch bookkeeping, c_stack_refs and critical sections differ there"
+     the thread-local switch bookkeeping, _PyThreadStateImpl.c_stack_refs and critical \
+     sections differ there, and no free-threaded interpreter was available to test on"
+);
+
+#[cfg(Py_3_16)]
+compile_error!(
+    "greenlet-rs mirrors CPython internals up to 3.15; add the 3.16 layouts to src/cpython/ \
+     (and tools/layout-check) first"
 );

@@ -1,0 +1,123 @@
+//! Mirror of `_Py_DebugOffsets` (3.13+): the table of struct offsets CPython publishes
+//! at the start of `_PyRuntime` for out-of-process debuggers and profilers
+//! (`Include/internal/pycore_runtime.h` in 3.13, `pycore_debug_offsets.h` from 3.14).
+//!
+//! We read it in-process at import time (`selfcheck.rs`) to confirm that the running
+//! interpreter agrees with the layouts we were compiled with. Only the prefix up to the
+//! interpreter-frame section is mirrored; everything after it is skipped.
+
+/// The cookie that starts the table.
+pub const COOKIE: &[u8; 8] = b"xdebugpy";
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RuntimeStateOffsets {
+    pub size: u64,
+    pub finalizing: u64,
+    pub interpreters_head: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct InterpreterStateOffsets {
+    pub size: u64,
+    pub id: u64,
+    pub next: u64,
+    pub threads_head: u64,
+    #[cfg(Py_3_14)]
+    pub threads_main: u64,
+    pub gc: u64,
+    pub imports_modules: u64,
+    pub sysdict: u64,
+    pub builtins: u64,
+    pub ceval_gil: u64,
+    pub gil_runtime_state: u64,
+    pub gil_runtime_state_enabled: u64,
+    pub gil_runtime_state_locked: u64,
+    pub gil_runtime_state_holder: u64,
+    #[cfg(Py_3_14)]
+    pub code_object_generation: u64,
+    #[cfg(Py_3_14)]
+    pub tlbc_generation: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ThreadStateOffsets {
+    pub size: u64,
+    pub prev: u64,
+    pub next: u64,
+    pub interp: u64,
+    pub current_frame: u64,
+    #[cfg(Py_3_15)]
+    pub base_frame: u64,
+    #[cfg(Py_3_15)]
+    pub last_profiled_frame: u64,
+    #[cfg(Py_3_15)]
+    pub last_profiled_frame_seq: u64,
+    pub thread_id: u64,
+    pub native_thread_id: u64,
+    pub datastack_chunk: u64,
+    pub status: u64,
+    #[cfg(Py_3_15)]
+    pub holds_gil: u64,
+    #[cfg(Py_3_15)]
+    pub gil_requested: u64,
+    #[cfg(Py_3_15)]
+    pub current_exception: u64,
+    #[cfg(Py_3_15)]
+    pub exc_state: u64,
+}
+
+#[cfg(Py_3_15)]
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ErrStackItemOffsets {
+    pub exc_value: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct InterpreterFrameOffsets {
+    pub size: u64,
+    pub previous: u64,
+    pub executable: u64,
+    pub instr_ptr: u64,
+    pub localsplus: u64,
+    pub owner: u64,
+    #[cfg(Py_3_14)]
+    pub stackpointer: u64,
+    #[cfg(Py_3_14)]
+    pub tlbc_index: u64,
+}
+
+/// `_Py_DebugOffsets`, up to its interpreter-frame section.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DebugOffsets {
+    pub cookie: [u8; 8],
+    /// `PY_VERSION_HEX` of the runtime.
+    pub version: u64,
+    pub free_threaded: u64,
+    pub runtime_state: RuntimeStateOffsets,
+    pub interpreter_state: InterpreterStateOffsets,
+    pub thread_state: ThreadStateOffsets,
+    #[cfg(Py_3_15)]
+    pub err_stackitem: ErrStackItemOffsets,
+    pub interpreter_frame: InterpreterFrameOffsets,
+    // skipped: code_object, pyobject, type_object, tuple_object, ... (not used)
+}
+
+unsafe extern "C" {
+    /// `_PyRuntime`, whose first member is `debug_offsets` (kept first on purpose so
+    /// that debuggers find it).
+    #[link_name = "_PyRuntime"]
+    static PY_RUNTIME: DebugOffsets;
+}
+
+/// The running interpreter's table.
+pub fn runtime_debug_offsets() -> DebugOffsets {
+    // SAFETY: `_PyRuntime` is a static of libpython, initialised at compile time, and
+    // `debug_offsets` is its first member; we only read the mirrored prefix.
+    unsafe { core::ptr::addr_of!(PY_RUNTIME).read() }
+}
