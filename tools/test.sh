@@ -81,6 +81,9 @@ counts_of() { # kind logfile
                }
                END { if (seen) printf "%d passed, %d failed, %d skipped", p, f, s }'
         ;;
+    client)
+        sed -n 's/^[a-z]*: \([0-9]* passed, [0-9]* failed, [0-9]* skipped\)$/\1/p' "$log" | tail -n 1
+        ;;
     upstream)
         sed -n 's/^upstream-suite: \([0-9]* passed, [0-9]* failed, [0-9]* skipped\)$/\1/p' "$log" | tail -n 1
         ;;
@@ -211,6 +214,18 @@ for ver in "${VERSIONS[@]}"; do
             "$venv/bin/python" tools/upstream_suite.py --isolate --no-prepare "${UPSTREAM_EXTRA[@]}"
     fi
 done
+
+# ---------------------------------------------------------------- clients
+
+# Real clients, installed from PyPI as published, against our greenlet and (as the
+# baseline of environment failures) against upstream greenlet 3.5.6. CLIENTS=none skips.
+CLIENTS="${CLIENTS:-gevent}"
+if [ "$CLIENTS" != none ]; then
+    for client in $CLIENTS; do
+        run_suite "client-$client-3.11" client \
+            python3 tools/clients.py "$client" --python 3.11 --mode both --baseline
+    done
+fi
 
 # ---------------------------------------------------------------- summary
 
