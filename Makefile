@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test
+.PHONY: help demo test bench
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -17,3 +17,6 @@ demo: ## build greenlet-rs, install it into .venv, run examples/demo.py
 
 test: ## every test: Rust, our pytest suites, upstream greenlet's suite (PYTHONS="3.11 3.12 ..." for more CPythons)
 	bash tools/test.sh
+
+bench: ## benchmarks against upstream greenlet 3.5.6, side by side (BENCH_ARGS=--quick|--fast)
+	$(PYTHON) benchmarks/compare.py $(BENCH_ARGS)

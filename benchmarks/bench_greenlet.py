@@ -1,0 +1,408 @@
+#!/usr/bin/env python3
+"""Timings of the greenlet API, run with pyperf.
+
+Works with any greenlet: upstream's or greenlet-rs, whichever the running
+interpreter imports. `benchmarks/compare.py` runs it for both and prints a
+table; on its own it is an ordinary pyperf script:
+
+    python benchmarks/bench_greenlet.py                  # every benchmark (slow:
+                                                         # pyperf's 20 processes each)
+    python benchmarks/bench_greenlet.py --bench chain    # one (repeatable)
+    python benchmarks/bench_greenlet.py --list           # ids and names
+    python benchmarks/bench_greenlet.py --fast -o out.json
+
+plus any other pyperf option (`--help` lists them). `--quick` shrinks every
+workload and runs one value in one process: it only checks that everything
+runs, its numbers mean little.
+
+Each value is the time of one operation (the benchmark's "per" column in
+BENCHMARKS), except for the 100k-greenlet workloads (chain, read frames),
+whose value is the time of the whole workload, as upstream's chain.py
+reports them.
+
+This module imports neither pyperf nor greenlet at import time, so that
+compare.py can read BENCHMARKS from any interpreter.
+"""
+
+import argparse
+import sys
+from time import perf_counter as _now  # what pyperf.perf_counter is
+
+# How many greenlets the 100k workloads use (--quick divides by 10).
+GREENLET_COUNT = 100_000
+# Switches per greenlet per loop in the switch benchmarks.
+SWITCHES = 10_000
+# Python frames on the stack of both greenlets in the deep switch benchmarks.
+DEEP, DEEPER = 200, 400
+# Nested sorted(key=...) calls under the switch in the C-frames benchmark.
+# One level is about 10 real C frames on CPython 3.11 (builtin_sorted,
+# list_sort, the key call, _PyEval_EvalFrameDefault, ... as gdb shows them),
+# so 10 levels put about 100 C frames, roughly 50 KB of C stack, under it.
+SORTED_LEVELS = 10
+
+
+class _Ping(Exception):
+    """Thrown into a greenlet that catches it and waits again."""
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def python_depth(depth, fn):
+    """Call fn() under `depth` extra Python frames."""
+    if not depth:
+        return fn()
+    return python_depth(depth - 1, fn)
+
+
+def c_depth(levels, fn):
+    """Call fn() under `levels` nested sorted(key=...) calls (C frames)."""
+    if not levels:
+        return fn()
+    # sorted() computes the key of its single item, which recurses; every
+    # level re-enters the eval loop from C, so it costs C stack.
+    return sorted((levels,), key=lambda _: c_depth(levels - 1, fn))[0]
+
+
+# ---------------------------------------------------------------- benchmarks
+#
+# Every function takes pyperf's loop count and returns the elapsed seconds
+# for that many loops; the work it times per loop is `inner` operations.
+
+
+def bm_create(loops, scale):
+    from greenlet import greenlet
+
+    t0 = _now()
+    for _ in range(loops):
+        # Ten per loop, unrolled so the loop itself costs little.
+        greenlet()
+        greenlet()
+        greenlet()
+        greenlet()
+        greenlet()
+        greenlet()
+        greenlet()
+        greenlet()
+        greenlet()
+        greenlet()
+    return _now() - t0
+
+
+def _ping_pong(loops, switches, under):
+    """Two greenlets switch to each other `switches` times each per loop.
+
+    Each one first goes under(fn), Python or C frames deep, and parks there;
+    only the switching that follows is timed, so every timed switch has
+    that stack beneath both sides.
+    """
+    from greenlet import greenlet, getcurrent
+
+    def body():
+        me = getcurrent()
+        me.parent.switch()  # parked, at depth
+        switch = other_of[me].switch
+        for _ in range(switches):
+            switch()
+
+    elapsed = 0.0
+    for _ in range(loops):
+        a = greenlet(lambda: under(body))
+        b = greenlet(lambda: under(body))
+        other_of = {a: b, b: a}
+        a.switch()
+        b.switch()
+        t0 = _now()
+        # a switches to b, b back to a, ...; after its last turn a ends and
+        # we resume here. b is left in its last switch.
+        a.switch()
+        elapsed += _now() - t0
+        b.switch()  # let b end too, outside the timing
+        assert a.dead and b.dead
+    return elapsed
+
+
+def bm_switch_shallow(loops, scale):
+    return _ping_pong(loops, SWITCHES // scale, lambda fn: fn())
+
+
+def bm_switch_deep(loops, scale):
+    return _ping_pong(loops, SWITCHES // scale, lambda fn: python_depth(DEEP, fn))
+
+
+def bm_switch_deeper(loops, scale):
+    return _ping_pong(loops, SWITCHES // scale, lambda fn: python_depth(DEEPER, fn))
+
+
+def bm_switch_c_frames(loops, scale):
+    return _ping_pong(loops, SWITCHES // scale, lambda fn: c_depth(SORTED_LEVELS, fn))
+
+
+def bm_getcurrent(loops, scale):
+    from greenlet import getcurrent
+
+    getcurrent()  # the main greenlet exists before the timing starts
+    t0 = _now()
+    for _ in range(loops):
+        getcurrent()
+        getcurrent()
+        getcurrent()
+        getcurrent()
+        getcurrent()
+        getcurrent()
+        getcurrent()
+        getcurrent()
+        getcurrent()
+        getcurrent()
+    return _now() - t0
+
+
+def _chain_link(previous):
+    from greenlet import getcurrent
+
+    # Wait for the value, add one, hand it on to the link made before us.
+    value = getcurrent().parent.switch()
+    previous.switch(value + 1)
+
+
+def bm_chain(loops, scale):
+    from greenlet import greenlet, getcurrent
+
+    count = GREENLET_COUNT // scale
+    t0 = _now()
+    for _ in range(loops):
+        # Each new link is started right away and parks in its first
+        # switch, holding the link made before it; the first link holds us.
+        last = getcurrent()
+        for _ in range(count):
+            link = greenlet(_chain_link)
+            link.switch(last)
+            last = link
+        # Send 0 in at the newest end; it comes out at us, counted.
+        result = last.switch(0)
+        assert result == count, result
+    return _now() - t0
+
+
+def _noop():
+    pass
+
+
+def bm_spawn_finish(loops, scale):
+    from greenlet import greenlet
+
+    t0 = _now()
+    for _ in range(loops):
+        # Create, start, run to the end, back to us; ten per loop.
+        greenlet(_noop).switch()
+        greenlet(_noop).switch()
+        greenlet(_noop).switch()
+        greenlet(_noop).switch()
+        greenlet(_noop).switch()
+        greenlet(_noop).switch()
+        greenlet(_noop).switch()
+        greenlet(_noop).switch()
+        greenlet(_noop).switch()
+        greenlet(_noop).switch()
+    return _now() - t0
+
+
+def _catcher():
+    from greenlet import getcurrent
+
+    back = getcurrent().parent.switch
+    while True:
+        try:
+            back()
+        except _Ping:
+            pass
+
+
+def bm_throw(loops, scale):
+    from greenlet import GreenletExit, greenlet
+
+    target = greenlet(_catcher)
+    target.switch()  # now suspended in its first back()
+    throw = target.throw
+    t0 = _now()
+    for _ in range(loops):
+        # Switch in raising _Ping, which it catches, and back out.
+        throw(_Ping)
+    elapsed = _now() - t0
+    # GreenletExit is not caught: it ends the target.
+    assert isinstance(target.throw(GreenletExit), GreenletExit)
+    assert target.dead
+    return elapsed
+
+
+def _read_frames(loops, scale, depth):
+    from greenlet import greenlet, getcurrent
+
+    def park():
+        me = getcurrent()
+        me.parent.switch(me)
+
+    count = GREENLET_COUNT // scale
+    t0 = _now()
+    for _ in range(loops):
+        for _ in range(count):
+            g = greenlet(python_depth)
+            g.switch(depth, park)  # parks `depth` Python frames deep
+            frames = 0
+            f = g.gr_frame
+            while f is not None:
+                frames += 1
+                f = f.f_back
+            # park, `depth` python_depth frames; nothing below the greenlet.
+            assert frames == depth + 2, frames
+            g.switch()  # let it finish, so 100k don't pile up
+    return _now() - t0
+
+
+def bm_read_frames_2(loops, scale):
+    return _read_frames(loops, scale, 2)
+
+
+def bm_read_frames_20(loops, scale):
+    return _read_frames(loops, scale, 20)
+
+
+def bm_read_frames_200(loops, scale):
+    return _read_frames(loops, scale, 200)
+
+
+# ---------------------------------------------------------------- the table
+
+
+class Bench:
+    """One benchmark: an id for the command line, a pyperf name, a function.
+
+    `inner` is how many operations one loop does (pyperf divides by it);
+    `heavy` marks workloads of a second or more per loop, which get fewer
+    processes and values than pyperf's defaults.
+    """
+
+    def __init__(self, id, name, func, inner=1, per="op", heavy=False):
+        self.id = id
+        self.name = name
+        self.func = func
+        self.inner = inner
+        self.per = per
+        self.heavy = heavy
+
+    def display_name(self, scale):
+        return self.name.format(n=GREENLET_COUNT // scale)
+
+    def inner_loops(self, scale):
+        return self.inner(scale) if callable(self.inner) else self.inner
+
+
+def _two_way(scale):
+    # Both greenlets switch SWITCHES times: two one-way switches per turn.
+    return 2 * (SWITCHES // scale)
+
+
+BENCHMARKS = [
+    Bench("create", "create a greenlet", bm_create, inner=10, per="greenlet()"),
+    Bench("switch_shallow", "switch (shallow)", bm_switch_shallow,
+          inner=_two_way, per="one-way switch"),
+    Bench("switch_deep", f"switch ({DEEP} Python frames deep)", bm_switch_deep,
+          inner=_two_way, per="one-way switch"),
+    Bench("switch_deeper", f"switch ({DEEPER} Python frames deep)", bm_switch_deeper,
+          inner=_two_way, per="one-way switch"),
+    Bench("switch_c_frames", f"switch (under {SORTED_LEVELS} sorted() ~ 100 C frames)",
+          bm_switch_c_frames, inner=_two_way, per="one-way switch"),
+    Bench("getcurrent", "getcurrent", bm_getcurrent, inner=10, per="getcurrent()"),
+    Bench("chain", "chain({n})", bm_chain, per="whole chain", heavy=True),
+    Bench("spawn_finish", "create + start + finish", bm_spawn_finish, inner=10,
+          per="greenlet"),
+    Bench("throw", "throw into a suspended greenlet", bm_throw,
+          per="throw and switch back"),
+    Bench("read_frames_2", "read 2 nested frames x {n}", bm_read_frames_2,
+          per="whole workload", heavy=True),
+    Bench("read_frames_20", "read 20 nested frames x {n}", bm_read_frames_20,
+          per="whole workload", heavy=True),
+    Bench("read_frames_200", "read 200 nested frames x {n}", bm_read_frames_200,
+          per="whole workload", heavy=True),
+]
+BY_ID = {b.id: b for b in BENCHMARKS}
+
+# pyperf settings: (processes, values). pyperf's own default is (20, 3),
+# and --fast halves it; the heavy workloads would take minutes with that.
+LIGHT, LIGHT_FAST = (20, 3), (10, 2)
+HEAVY, HEAVY_FAST = (6, 2), (3, 2)
+
+
+def settings(bench, fast=False):
+    if bench.heavy:
+        return HEAVY_FAST if fast else HEAVY
+    return LIGHT_FAST if fast else LIGHT
+
+
+# ---------------------------------------------------------------- main
+
+
+def _own_args(argv):
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--bench", action="append", choices=sorted(BY_ID), default=[])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--list", action="store_true")
+    return p.parse_known_args(argv)[0]
+
+
+def main():
+    own = _own_args(sys.argv[1:])
+    if own.list:
+        for b in BENCHMARKS:
+            print(f"{b.id:16} {b.display_name(1)}  [per {b.per}]")
+        return
+
+    import pyperf
+
+    selected = [BY_ID[i] for i in own.bench] or BENCHMARKS
+    scale = 10 if own.quick else 1
+    kwargs = {}
+    if own.quick:
+        kwargs = dict(processes=1, values=1, warmups=1, min_time=0.01)
+    elif len(selected) == 1:
+        # One benchmark per run (what compare.py does): its own defaults.
+        # --processes/--values on the command line still win.
+        kwargs = dict(zip(("processes", "values"), settings(selected[0])))
+
+    def pass_on(cmd, args):
+        # pyperf workers are new processes running this script: tell them
+        # what the parent was told.
+        for b in args.bench:
+            cmd.extend(("--bench", b))
+        if args.quick:
+            cmd.append("--quick")
+
+    runner = pyperf.Runner(add_cmdline_args=pass_on, **kwargs)
+    runner.argparser.add_argument(
+        "--bench", action="append", choices=sorted(BY_ID), default=[],
+        help="run only this benchmark (repeatable); --list shows the ids")
+    runner.argparser.add_argument(
+        "--quick", action="store_true",
+        help="tiny workloads, one value: checks that it runs, measures little")
+    runner.argparser.add_argument(
+        "--list", action="store_true", help="list the benchmarks and exit")
+    runner.metadata["greenlet_impl"] = _implementation()
+
+    for b in selected:
+        runner.bench_time_func(
+            b.display_name(scale),
+            b.func,
+            scale,
+            inner_loops=b.inner_loops(scale),
+        )
+
+
+def _implementation():
+    import greenlet
+
+    impl = getattr(greenlet, "__implementation__", "greenlet")
+    return f"{impl} {greenlet.__version__}"
+
+
+if __name__ == "__main__":
+    main()
