@@ -30,7 +30,7 @@ use core::ptr;
 use pyo3_ffi::{PyFrameObject, PyObject, visitproc};
 
 /// `cframe->use_tracing`: an `int` in 3.10, a `uint8_t` in 3.11, gone in 3.12 (PEP 669).
-#[cfg(all(not(Py_3_11)))]
+#[cfg(not(Py_3_11))]
 type UseTracing = c_int;
 #[cfg(all(Py_3_11, not(Py_3_12)))]
 type UseTracing = u8;
@@ -81,6 +81,12 @@ pub struct PythonState {
     // Not kept (3.14+): `top_frame->f_frame->stackpointer`. Upstream saves it on every
     // build but only writes it back on free-threaded builds, which we do not support; on
     // GIL builds nothing changes it while the greenlet is suspended.
+}
+
+impl Default for PythonState {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl PythonState {
@@ -631,9 +637,9 @@ mod frames315 {
             // SAFETY: see the function contract.
             unsafe { (*top.cast::<FrameObject>()).f_frame }
         };
-        // SAFETY: each exposed frame is complete and alive while the greenlet is
-        // suspended; `previous` links only such frames.
         core::iter::successors((!first.is_null()).then_some(first), |&f| {
+            // SAFETY: each exposed frame is complete and alive while the greenlet is
+            // suspended; `previous` links only such frames.
             let p = unsafe { (*f).previous };
             (!p.is_null()).then_some(p)
         })
