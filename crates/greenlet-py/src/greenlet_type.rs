@@ -147,6 +147,7 @@ unsafe extern "C" fn green_traverse(
 
 /// Only greenlets that cannot run again are collectable: suspended greenlets own frames
 /// the GC cannot see, and collecting them would break their stacks.
+#[cfg(not(Py_3_15))]
 unsafe extern "C" fn green_is_gc(slf: *mut PyObject) -> c_int {
     // SAFETY: called by the GC with the GIL held.
     unsafe {
@@ -660,6 +661,9 @@ pub unsafe fn create_type() -> *mut PyTypeObject {
         slot!(Py_tp_dealloc, green_dealloc as destructor),
         slot!(Py_tp_traverse, green_traverse as traverseproc),
         slot!(Py_tp_clear, green_clear as inquiry),
+        // 3.15 (upstream PRs #511/#512): every greenlet is a GC object; tp_traverse
+        // shows the collector what suspended frames hold instead.
+        #[cfg(not(Py_3_15))]
         slot!(Py_tp_is_gc, green_is_gc as inquiry),
         slot!(Py_tp_repr, green_repr as reprfunc),
         slot!(Py_nb_bool, green_bool as inquiry),
@@ -799,6 +803,7 @@ pub unsafe fn create_unswitchable_type(base: *mut PyTypeObject) -> *mut PyTypeOb
             slot: Py_tp_clear,
             pfunc: green_clear as inquiry as *mut c_void,
         },
+        #[cfg(not(Py_3_15))]
         PyType_Slot {
             slot: Py_tp_is_gc,
             pfunc: green_is_gc as inquiry as *mut c_void,
