@@ -547,12 +547,6 @@ impl PythonState {
     }
 }
 
-impl Default for PythonState {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// The running greenlet's Python recursion depth.
 #[inline(always)]
 fn current_recursion_depth(ts: &PyThreadState) -> c_int {
