@@ -76,8 +76,13 @@ pub unsafe extern "C" fn green_new(
         let Ok(current) = thread_state::borrow_current() else {
             return ptr::null_mut();
         };
-        let new =
-            PyBaseObject_Type.tp_new.expect("object.__new__")(ty, g.empty_tuple, g.empty_dict);
+        // `object.__new__` only adds the abstract-class check to allocating; skip its
+        // argument handling when the type cannot be abstract.
+        let new = if PyType_HasFeature(ty, Py_TPFLAGS_IS_ABSTRACT) != 0 {
+            PyBaseObject_Type.tp_new.expect("object.__new__")(ty, g.empty_tuple, g.empty_dict)
+        } else {
+            (*ty).tp_alloc.expect("tp_alloc")(ty, 0)
+        };
         if new.is_null() {
             return ptr::null_mut();
         }
@@ -97,6 +102,17 @@ unsafe extern "C" fn green_init(
     unsafe {
         let mut run: *mut PyObject = ptr::null_mut();
         let mut parent: *mut PyObject = ptr::null_mut();
+        let nargs = PyTuple_GET_SIZE(args);
+        if (kwargs.is_null() || PyDict_Size(kwargs) == 0) && nargs <= 2 {
+            // The common `greenlet(run[, parent])`: no parsing needed, same semantics.
+            if nargs >= 1 {
+                run = PyTuple_GET_ITEM(args, 0);
+            }
+            if nargs == 2 {
+                parent = PyTuple_GET_ITEM(args, 1);
+            }
+            return init_fields(slf, run, parent);
+        }
         let mut kwlist: [*mut c_char; 3] = [
             c"run".as_ptr().cast_mut(),
             c"parent".as_ptr().cast_mut(),
@@ -114,6 +130,14 @@ unsafe extern "C" fn green_init(
         {
             return -1;
         }
+        init_fields(slf, run, parent)
+    }
+}
+
+/// Applies the parsed `run` and `parent` arguments (each may be null).
+unsafe fn init_fields(slf: *mut PyObject, run: *mut PyObject, parent: *mut PyObject) -> c_int {
+    // SAFETY: GIL held (caller); `slf` is a greenlet after `tp_new`.
+    unsafe {
         if !run.is_null() && pimpl(slf).set_run(run).is_err() {
             return -1;
         }
