@@ -2,12 +2,12 @@
 # Every test of greenlet-rs, for each CPython in $PYTHONS.
 #
 #   tools/test.sh                      # the default interpreter list
-#   PYTHONS="3.10 3.11 3.12 3.13" tools/test.sh
+#   PYTHONS="3.10 3.11 3.12 3.13 debian-3.14" tools/test.sh   (debian-X.Y: ../shared/tools/get-cpython)
 #   PYTHONS=/usr/bin/python3.12 tools/test.sh
 #
 # $PYTHONS holds interpreter paths or versions; a version is looked up under
 # $PYENV_ROOT/versions first, then as pythonX.Y on PATH. For each one this
-# makes (or reuses) the venv .venv-test-X.Y in the repo root, installs the
+# makes (or reuses) the venv .venv-test-X.Y.Z in the repo root, installs the
 # test tools and builds and installs greenlet-rs into it once. Then it runs
 # the Rust tests of greenlet-core once (debug and release), and per
 # interpreter pytest on tests/python and on tests/cython, and upstream
@@ -29,7 +29,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-PYTHONS="${PYTHONS:-3.10 3.11}"
+PYTHONS="${PYTHONS:-3.10 3.11 3.12 3.13 debian-3.13 debian-3.14 debian-3.15}"
 PYENV_ROOT="${PYENV_ROOT:-$HOME/.pyenv}"
 SUITE_TIMEOUT="${SUITE_TIMEOUT:-1500}"
 read -r -a PYTEST_EXTRA <<<"${PYTEST_ARGS:-}"
@@ -125,6 +125,15 @@ record() { # name status [counts]
 # Resolve one $PYTHONS entry to an interpreter path.
 find_python() {
     local want="$1" cand
+    # "debian-X.Y": CPython X.Y from Debian's packages, unpacked and cached by
+    # ../shared/tools/get-cpython (which prints the interpreter's path last).
+    if [[ "$want" == debian-* ]]; then
+        local getter="$ROOT/../shared/tools/get-cpython"
+        [ -x "$getter" ] || return 1
+        cand="$("$getter" "${want#debian-}" | tail -n 1)" || return 1
+        [ -x "$cand" ] && { echo "$cand"; return 0; }
+        return 1
+    fi
     if [[ "$want" == */* ]]; then
         [ -x "$want" ] && { echo "$want"; return 0; }
         return 1
@@ -152,7 +161,9 @@ for want in $PYTHONS; do
         record "setup-$want" "FAILED (no interpreter)"
         continue
     fi
-    ver="$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    # X.Y.Z, so that two builds of one minor version (pyenv's and Debian's 3.13) get
+    # venvs of their own.
+    ver="$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
     venv="$ROOT/.venv-test-$ver"
     VERSIONS+=("$ver")
     echo "$py -> $venv"

@@ -46,6 +46,9 @@ pub enum Kind {
         force_switch_error: bool,
         /// Test double: fail the low-level stack switch (fatal).
         force_slp_switch_error: bool,
+        /// Being killed because its last reference went away (see
+        /// `switch::throw_greenlet_exit_during_dealloc`).
+        killed_by_dealloc: bool,
     },
     /// The greenlet standing for a thread's original stack.
     Main {
@@ -85,6 +88,7 @@ impl Greenlet {
                 run_callable: ptr::null_mut(),
                 force_switch_error: false,
                 force_slp_switch_error: false,
+                killed_by_dealloc: false,
             },
         })
     }

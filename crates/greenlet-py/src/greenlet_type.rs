@@ -76,8 +76,13 @@ pub unsafe extern "C" fn green_new(
         let Ok(current) = thread_state::borrow_current() else {
             return ptr::null_mut();
         };
-        let new =
-            PyBaseObject_Type.tp_new.expect("object.__new__")(ty, g.empty_tuple, g.empty_dict);
+        // `object.__new__` only adds the abstract-class check to allocating; skip its
+        // argument handling when the type cannot be abstract.
+        let new = if PyType_HasFeature(ty, Py_TPFLAGS_IS_ABSTRACT) != 0 {
+            PyBaseObject_Type.tp_new.expect("object.__new__")(ty, g.empty_tuple, g.empty_dict)
+        } else {
+            (*ty).tp_alloc.expect("tp_alloc")(ty, 0)
+        };
         if new.is_null() {
             return ptr::null_mut();
         }
@@ -97,6 +102,17 @@ unsafe extern "C" fn green_init(
     unsafe {
         let mut run: *mut PyObject = ptr::null_mut();
         let mut parent: *mut PyObject = ptr::null_mut();
+        let nargs = PyTuple_GET_SIZE(args);
+        if (kwargs.is_null() || PyDict_Size(kwargs) == 0) && nargs <= 2 {
+            // The common `greenlet(run[, parent])`: no parsing needed, same semantics.
+            if nargs >= 1 {
+                run = PyTuple_GET_ITEM(args, 0);
+            }
+            if nargs == 2 {
+                parent = PyTuple_GET_ITEM(args, 1);
+            }
+            return init_fields(slf, run, parent);
+        }
         let mut kwlist: [*mut c_char; 3] = [
             c"run".as_ptr().cast_mut(),
             c"parent".as_ptr().cast_mut(),
@@ -114,6 +130,14 @@ unsafe extern "C" fn green_init(
         {
             return -1;
         }
+        init_fields(slf, run, parent)
+    }
+}
+
+/// Applies the parsed `run` and `parent` arguments (each may be null).
+unsafe fn init_fields(slf: *mut PyObject, run: *mut PyObject, parent: *mut PyObject) -> c_int {
+    // SAFETY: GIL held (caller); `slf` is a greenlet after `tp_new`.
+    unsafe {
         if !run.is_null() && pimpl(slf).set_run(run).is_err() {
             return -1;
         }
@@ -147,6 +171,7 @@ unsafe extern "C" fn green_traverse(
 
 /// Only greenlets that cannot run again are collectable: suspended greenlets own frames
 /// the GC cannot see, and collecting them would break their stacks.
+#[cfg(not(Py_3_15))]
 unsafe extern "C" fn green_is_gc(slf: *mut PyObject) -> c_int {
     // SAFETY: called by the GC with the GIL held.
     unsafe {
@@ -660,6 +685,9 @@ pub unsafe fn create_type() -> *mut PyTypeObject {
         slot!(Py_tp_dealloc, green_dealloc as destructor),
         slot!(Py_tp_traverse, green_traverse as traverseproc),
         slot!(Py_tp_clear, green_clear as inquiry),
+        // 3.15 (upstream PRs #511/#512): every greenlet is a GC object; tp_traverse
+        // shows the collector what suspended frames hold instead.
+        #[cfg(not(Py_3_15))]
         slot!(Py_tp_is_gc, green_is_gc as inquiry),
         slot!(Py_tp_repr, green_repr as reprfunc),
         slot!(Py_nb_bool, green_bool as inquiry),
@@ -799,6 +827,7 @@ pub unsafe fn create_unswitchable_type(base: *mut PyTypeObject) -> *mut PyTypeOb
             slot: Py_tp_clear,
             pfunc: green_clear as inquiry as *mut c_void,
         },
+        #[cfg(not(Py_3_15))]
         PyType_Slot {
             slot: Py_tp_is_gc,
             pfunc: green_is_gc as inquiry as *mut c_void,

@@ -83,6 +83,12 @@ pub struct PythonState {
     // GIL builds nothing changes it while the greenlet is suspended.
 }
 
+impl Default for PythonState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl PythonState {
     pub const fn new() -> Self {
         Self {
@@ -464,6 +470,13 @@ impl PythonState {
     pub unsafe fn expose_frames(&self) {
         use crate::cpython::frame::{FRAME_OWNED_BY_GENERATOR, FrameObject};
         let mut frame: *mut FrameObject = self.top_frame.cast();
+        if frame.is_null() {
+            return;
+        }
+        // The exception being thrown by this switch, if any, must survive the calls below
+        // (3.12+ keeps a single exception object, so this is a pointer move).
+        // SAFETY: GIL held.
+        let pending = unsafe { pyo3_ffi::PyErr_GetRaisedException() };
         while !frame.is_null() {
             // SAFETY:
             // - `frame` is the frame object of a complete, executing interpreter frame
@@ -491,8 +504,8 @@ impl PythonState {
                 let back: *mut FrameObject =
                     pyo3_ffi::PyFrame_GetBack(ptr::addr_of_mut!(stand_in).cast()).cast();
                 if back.is_null() {
-                    // Out of memory creating a frame object (or no complete frame left):
-                    // the chain ends here.
+                    // No complete frame left (or, out of memory creating a frame object,
+                    // an error we drop below): the chain ends here.
                     pyo3_ffi::PyErr_Clear();
                 }
                 pyo3_ffi::Py_XDECREF(back.cast());
@@ -505,6 +518,8 @@ impl PythonState {
                 frame = back;
             }
         }
+        // SAFETY: GIL held; hands back the reference taken above (null clears nothing).
+        unsafe { pyo3_ffi::PyErr_SetRaisedException(pending) };
     }
 
     /// Undoes [`Self::expose_frames`]: puts each original `previous` back.
@@ -529,12 +544,6 @@ impl PythonState {
                 iframe = exposed_previous;
             }
         }
-    }
-}
-
-impl Default for PythonState {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -619,9 +628,9 @@ mod frames315 {
             // SAFETY: see the function contract.
             unsafe { (*top.cast::<FrameObject>()).f_frame }
         };
-        // SAFETY: each exposed frame is complete and alive while the greenlet is
-        // suspended; `previous` links only such frames.
         core::iter::successors((!first.is_null()).then_some(first), |&f| {
+            // SAFETY: each exposed frame is complete and alive while the greenlet is
+            // suspended; `previous` links only such frames.
             let p = unsafe { (*f).previous };
             (!p.is_null()).then_some(p)
         })

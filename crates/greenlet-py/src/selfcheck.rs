@@ -15,10 +15,6 @@ const BUILT_FOR_MINOR: &str = env!("GREENLET_BUILT_FOR_MINOR");
 /// runtime value is altered in our private copy before the comparison, to prove that the
 /// check fires. It never changes what we read or write in the interpreter.
 #[cfg(Py_3_13)]
-/// Lets the unfinished support for CPython 3.12+ import (for its development).
-#[cfg(Py_3_12)]
-const UNFINISHED_ENV: &str = "GREENLET_RS_UNFINISHED_PY312_PLUS";
-
 #[cfg(Py_3_13)]
 const CORRUPT_ENV: &str = "GREENLET_RS_TEST_CORRUPT_DEBUG_OFFSET";
 
@@ -33,15 +29,6 @@ pub unsafe fn check() -> PyResult<()> {
     if major != "3" || minor != BUILT_FOR_MINOR {
         return Err(import_error(&format!(
             "greenlet-rs was built for CPython 3.{BUILT_FOR_MINOR} but is running on {major}.{minor}"
-        )));
-    }
-    #[cfg(Py_3_12)]
-    if std::env::var_os(UNFINISHED_ENV).is_none() {
-        // The 3.12+ state switching builds but does not pass the test suites yet: refuse
-        // to run rather than run wrongly.
-        return Err(import_error(&format!(
-            "greenlet-rs does not support CPython 3.{BUILT_FOR_MINOR} yet (only 3.10 and 3.11 \
-             pass its tests); set {UNFINISHED_ENV}=1 to try the unfinished support"
         )));
     }
     #[cfg(Py_3_13)]

@@ -606,6 +606,13 @@ unsafe fn inner_bootstrap(
         (*this).release_args();
         (*this).python.did_finish(tstate());
         let mut result = handle_exit(result);
+        if let Kind::User {
+            killed_by_dealloc: true,
+            ..
+        } = (*this).kind
+        {
+            drop_traceback_here(result);
+        }
 
         (*this).stack.set_inactive();
         let mut parent = (*this).parent();
@@ -716,7 +723,14 @@ pub unsafe fn throw_greenlet_exit_during_dealloc(this: *mut Greenlet) -> PyResul
     unsafe {
         let current = thread_state::borrow_current()?;
         let old_parent = match &mut (*this).kind {
-            Kind::User { parent, .. } => core::mem::replace(parent, xnewref(current)),
+            Kind::User {
+                parent,
+                killed_by_dealloc,
+                ..
+            } => {
+                *killed_by_dealloc = true;
+                core::mem::replace(parent, xnewref(current))
+            }
             Kind::Main { .. } => return Ok(()),
         };
         set_error(
@@ -724,11 +738,37 @@ pub unsafe fn throw_greenlet_exit_during_dealloc(this: *mut Greenlet) -> PyResul
             c"Killing the greenlet because all references have vanished.",
         );
         let r = g_switch(this);
-        if let Kind::User { parent, .. } = &mut (*this).kind {
+        if let Kind::User {
+            parent,
+            killed_by_dealloc,
+            ..
+        } = &mut (*this).kind
+        {
+            *killed_by_dealloc = false;
             crate::util::replace_owned(parent, old_parent);
         }
         let r = r?;
         pyo3_ffi::Py_DECREF(r);
         Ok(())
+    }
+}
+
+/// In a greenlet that was killed because its last reference went away, and has now
+/// finished: drops the traceback of the `GreenletExit` it hands to its killer, here, on
+/// its own stack.
+///
+/// That traceback keeps the greenlet's finished frames, and with them its locals,
+/// alive. Released in the killer instead, a local that held the last reference to
+/// another suspended greenlet kills that one from inside the killer's deallocation, one
+/// level deeper each time: freeing a chain of N greenlets that hold each other then nests
+/// N deep on the C stack, copying ever larger stack slices on every switch (quadratic
+/// time, and on 3.13+, where the trash can no longer bounds this nesting, unbounded
+/// stack). Released here, each kill starts again from a greenlet's own shallow stack.
+unsafe fn drop_traceback_here(result: *mut PyObject) {
+    // SAFETY: GIL held (caller); `result` is null, None, a tuple, or the exception.
+    unsafe {
+        if !result.is_null() && pyo3_ffi::PyExceptionInstance_Check(result) != 0 {
+            pyo3_ffi::PyException_SetTraceback(result, pyo3_ffi::Py_None());
+        }
     }
 }
