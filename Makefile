@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test bench
+.PHONY: help demo test bench wheels
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -20,3 +20,6 @@ test: ## every test: Rust, our pytest suites, upstream greenlet's suite (PYTHONS
 
 bench: ## benchmarks against upstream greenlet 3.5.6, side by side (BENCH_ARGS=--quick|--fast)
 	$(PYTHON) benchmarks/compare.py $(BENCH_ARGS)
+
+wheels: ## one wheel per CPython into dist/ (PYTHONS="3.11 debian-3.14" to choose)
+	bash tools/build-wheels.sh
