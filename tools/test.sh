@@ -81,6 +81,9 @@ counts_of() { # kind logfile
                }
                END { if (seen) printf "%d passed, %d failed, %d skipped", p, f, s }'
         ;;
+    layout)
+        sed -n 's/^layout-check: \([0-9]*\) offsets and sizes match.*/\1 passed, 0 failed, 0 skipped/p' "$log" | tail -n 1
+        ;;
     client)
         sed -n 's/^[a-z]*: \([0-9]* passed, [0-9]* failed, [0-9]* skipped\)$/\1/p' "$log" | tail -n 1
         ;;
@@ -216,6 +219,9 @@ for ver in "${VERSIONS[@]}"; do
                 "$venv/bin/python" tools/pytest_isolated.py -p no:cacheprovider "${PYTEST_EXTRA[@]}" "$dir"
         fi
     done
+    # Our struct mirrors against this interpreter's own headers (offsetof vs offset_of!).
+    run_suite "layout-check-$ver" layout \
+        env LAYOUT_CHECK_TARGET_DIR="$ROOT/target/layout-check" tools/layout-check/run.sh "$venv/bin/python"
     run_suite "upstream-suite-$ver" upstream \
         "$venv/bin/python" tools/upstream_suite.py "${UPSTREAM_EXTRA[@]}"
     if [ -z "$(counts_of upstream "$LOG_DIR/upstream-suite-$ver.log")" ]; then
