@@ -236,11 +236,11 @@ done
 
 # Real clients, installed from PyPI as published, against our greenlet and (as the
 # baseline of environment failures) against upstream greenlet 3.5.6. CLIENTS=none skips.
-CLIENTS="${CLIENTS:-gevent}"
+CLIENTS="${CLIENTS:-gevent eventlet sqlalchemy greenback playwright}"
 if [ "$CLIENTS" != none ]; then
     for client in $CLIENTS; do
         run_suite "client-$client-3.11" client \
-            python3 tools/clients.py "$client" --python 3.11 --mode both --baseline
+            python3 tools/clients.py "$client" --python 3.11 --baseline
     done
 fi
 
