@@ -185,10 +185,18 @@ def download(python, reqs, binary=True):
     return ddir, before
 
 
-def find_download(ddir, name, version, exts):
-    """The cached file for name==version (wheel or sdist)."""
+def find_download(ddir, name, version, exts, python=None):
+    """The cached file for name==version (wheel or sdist); with `python`, a binary wheel
+    built for that interpreter (cpXY) comes before other cached wheels."""
     norm = re.sub(r"[-_.]+", "_", name).lower()
-    for f in sorted(os.listdir(ddir)):
+    files = sorted(os.listdir(ddir))
+    if python:
+        tag = subprocess.run(
+            [python, "-c", "import sys; print('cp%d%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        files.sort(key=lambda f: (f"-{tag}-" not in f and "-none-" not in f, f))
+    for f in files:
         fl = f.lower().replace("-", "_")
         if fl.startswith(f"{norm}_{version}_") or fl.startswith(f"{norm}_{version}."):
             if any(f.endswith(e) for e in exts):
@@ -267,7 +275,7 @@ def ensure_venv(client, python, pyver, side, reinstall=False):
         gwheel, gid = our_wheel(vpy, pyver)
     else:
         ddir, _ = download(vpy, [f"greenlet=={UPSTREAM_GREENLET}"])
-        gwheel = find_download(ddir, "greenlet", UPSTREAM_GREENLET, [".whl"])
+        gwheel = find_download(ddir, "greenlet", UPSTREAM_GREENLET, [".whl"], vpy)
         gid = UPSTREAM_GREENLET
     state_file = os.path.join(venv, "greenlet-rs-clients.json")
     want = {"greenlet": gid, "client": client.fingerprint()}
@@ -438,7 +446,7 @@ class Gevent(Client):
 
     def install(self, vpy):
         ddir, _ = download(vpy, [f"gevent=={self.version}"])
-        whl = find_download(ddir, "gevent", self.version, [".whl"])
+        whl = find_download(ddir, "gevent", self.version, [".whl"], vpy)
         deps = wheel_requirements(vpy, whl, ["test"]) + self.extra_deps
         say(f"gevent requirements (greenlet left out): {' '.join(deps)}")
         run([vpy, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", whl])
@@ -666,7 +674,7 @@ class PytestClient(Client):
 
     def install(self, vpy):
         ddir, _ = download(vpy, [f"{self.pip_name}=={self.version}"])
-        whl = find_download(ddir, self.pip_name, self.version, [".whl"])
+        whl = find_download(ddir, self.pip_name, self.version, [".whl"], vpy)
         me = re.sub(r"[-_.]+", "-", self.pip_name).lower()
         deps = [r for r in wheel_requirements(vpy, whl, self.extras)
                 if re.sub(r"[-_.]+", "-", re.split(r"[\s\[<>=!~;]", r)[0]).lower() != me]
@@ -1175,7 +1183,7 @@ class Playwright(Client):
         if not self.chromium():
             raise SetupError("no chromium on PATH (apt-get install chromium)")
         ddir, _ = download(vpy, [f"{self.pip_name}=={self.version}"])
-        whl = find_download(ddir, self.pip_name, self.version, [".whl"])
+        whl = find_download(ddir, self.pip_name, self.version, [".whl"], vpy)
         deps = wheel_requirements(vpy, whl, [])
         say(f"playwright requirements (greenlet left out): {' '.join(deps) or '(none)'}")
         run([vpy, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", whl])
