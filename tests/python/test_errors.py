@@ -328,3 +328,37 @@ def test_unswitchable_greenlet_flags_cannot_be_deleted():
     assert g.force_slp_switch_error is True
     g.force_slp_switch_error = 0
     assert g.force_slp_switch_error is False
+
+
+def test_constructor_fast_and_generic_paths_agree():
+    # greenlet(...) on the exact type is a vectorcall of our own; type.__call__ and
+    # subclasses take tp_new + tp_init. Both must give the same greenlet.
+    def run():
+        return "ran"
+
+    parent = RawGreenlet()
+    made = [
+        RawGreenlet(run, parent),
+        type.__call__(RawGreenlet, run, parent),
+        RawGreenlet(run=run, parent=parent),
+        RawGreenlet(run, parent=parent),
+    ]
+    for g in made:
+        assert type(g) is RawGreenlet
+        assert g.run is run
+        assert g.parent is parent
+        assert not g
+    assert RawGreenlet(None).parent is getcurrent()
+    _raises(AttributeError, "run", getattr, RawGreenlet(), "run")
+
+    calls = []
+
+    class Sub(RawGreenlet):
+        def __init__(self, *args, **kwargs):
+            calls.append((args, kwargs))
+            super().__init__(*args, **kwargs)
+
+    s = Sub(run, parent)
+    assert calls == [((run, parent), {})]
+    assert s.run is run and s.parent is parent
+    assert RawGreenlet(run).switch() == "ran"

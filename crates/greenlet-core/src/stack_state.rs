@@ -71,10 +71,14 @@ pub struct StackState {
     start: *mut u8,
     /// Null: unstarted. [`MAIN_STOP`]: a main greenlet. Otherwise the (exclusive) top of its slice.
     stop: *mut u8,
-    /// Heap buffer holding the `saved` bytes that belong at `[start, start + saved)`, or null.
+    /// Heap buffer of `capacity` bytes whose first `saved` bytes belong at `[start, start + saved)`,
+    /// or null. It outlives a restore (with `saved == 0`) so that the next switch away from this
+    /// greenlet saves into it without going through the allocator.
     copy: *mut u8,
     /// How many bytes of the slice are in `copy`.
     saved: usize,
+    /// Size of the `copy` allocation (0 when `copy` is null).
+    capacity: usize,
     /// The `StackState` owning the stack region just above this one, or null.
     prev: *mut StackState,
 }
@@ -87,6 +91,7 @@ impl StackState {
             stop: ptr::null_mut(),
             copy: ptr::null_mut(),
             saved: 0,
+            capacity: 0,
             prev: ptr::null_mut(),
         }
     }
@@ -99,6 +104,7 @@ impl StackState {
             stop: MAIN_STOP,
             copy: ptr::null_mut(),
             saved: 0,
+            capacity: 0,
             prev: ptr::null_mut(),
         }
     }
@@ -127,6 +133,7 @@ impl StackState {
             stop: mark,
             copy: ptr::null_mut(),
             saved: 0,
+            capacity: 0,
             prev,
         }
     }
@@ -241,21 +248,26 @@ impl StackState {
             return true;
         }
         let want = stop as usize - self.start as usize;
-        let Ok(new_layout) = Layout::from_size_align(want, COPY_ALIGN) else {
-            return false;
-        };
-        let buf = if self.copy.is_null() {
-            // SAFETY: `want > saved >= 0`, so the layout has a non-zero size.
-            unsafe { alloc::alloc(new_layout) }
-        } else {
-            // SAFETY:
-            // - `copy` was allocated by this module with exactly `copy_layout(saved)`;
-            // - `want` is non-zero, and fits `isize` (checked by `Layout::from_size_align`).
-            unsafe { alloc::realloc(self.copy, copy_layout(self.saved), want) }
-        };
-        if buf.is_null() {
-            return false;
+        if want > self.capacity {
+            let Ok(new_layout) = Layout::from_size_align(want, COPY_ALIGN) else {
+                return false;
+            };
+            let buf = if self.copy.is_null() {
+                // SAFETY: `want > saved >= 0`, so the layout has a non-zero size.
+                unsafe { alloc::alloc(new_layout) }
+            } else {
+                // SAFETY:
+                // - `copy` was allocated by this module with exactly `copy_layout(capacity)`;
+                // - `want` is non-zero, and fits `isize` (checked by `Layout::from_size_align`).
+                unsafe { alloc::realloc(self.copy, copy_layout(self.capacity), want) }
+            };
+            if buf.is_null() {
+                return false;
+            }
+            self.copy = buf;
+            self.capacity = want;
         }
+        let buf = self.copy;
         // SAFETY:
         // - the source [start + saved, stop) is this greenlet's live stack (caller's contract);
         // - the destination is the tail of the `want`-byte buffer just allocated;
@@ -267,12 +279,11 @@ impl StackState {
                 want - self.saved,
             );
         }
-        self.copy = buf;
         self.saved = want;
         true
     }
 
-    /// Put the heap copy back at `[start, start + saved)` and free it.
+    /// Put the heap copy back at `[start, start + saved)`. The buffer is kept for the next save.
     ///
     /// # Safety
     ///
@@ -287,17 +298,18 @@ impl StackState {
             // - a heap buffer and the stack never overlap.
             unsafe { ptr::copy_nonoverlapping(self.copy, self.start, self.saved) };
         }
-        self.free_copy();
+        self.saved = 0;
     }
 
     /// Free the heap copy, if any.
     fn free_copy(&mut self) {
         if !self.copy.is_null() {
-            // SAFETY: `copy` was allocated by `save_up_to` with exactly `copy_layout(saved)`.
-            unsafe { alloc::dealloc(self.copy, copy_layout(self.saved)) };
+            // SAFETY: `copy` was allocated by `save_up_to` with exactly `copy_layout(capacity)`.
+            unsafe { alloc::dealloc(self.copy, copy_layout(self.capacity)) };
             self.copy = ptr::null_mut();
         }
         self.saved = 0;
+        self.capacity = 0;
     }
 }
 
@@ -484,18 +496,46 @@ mod tests {
         unsafe { s.copy_from_stack(out.as_mut_ptr(), base.add(44), 8) };
         assert_eq!(out, [44, 45, 46, 47, 0xEE, 0xEE, 0xEE, 0xEE]);
 
-        // Restoring writes the saved bytes back and frees the copy.
+        // Restoring writes the saved bytes back and keeps the buffer for the next save.
+        let buffer = s.copy;
         // SAFETY: [start, start + saved) is inside `fake`, which nothing else is using.
         unsafe { s.restore_copy() };
         assert_eq!(s.saved_bytes(), 0);
-        assert!(s.copy.is_null());
+        assert_eq!((s.copy, s.capacity), (buffer, 32));
         assert_eq!(&fake[16..48], &(16..48u8).collect::<Vec<_>>()[..]);
         assert_eq!(fake[48], 0xEE);
 
-        // Dropping with a copy frees it.
+        // A save that fits reuses the buffer, and saves fresh bytes, not the old copy's.
+        fake[16] = 0xAB;
+        // SAFETY: as above.
+        unsafe { assert!(s.save_up_to(base.add(40))) };
+        assert_eq!((s.copy, s.capacity, s.saved_bytes()), (buffer, 32, 24));
+        // SAFETY: `copy` holds 24 initialised bytes.
+        assert_eq!(unsafe { *s.copy }, 0xAB);
+        // SAFETY: as above.
+        unsafe { s.restore_copy() };
+
+        // A bigger one grows it; dropping with a copy frees it.
         // SAFETY: as above.
         unsafe { assert!(s.save_up_to(base.add(64))) };
-        assert_eq!(s.saved_bytes(), 48);
+        assert_eq!((s.saved_bytes(), s.capacity), (48, 48));
+        assert_eq!(&fake[17..64], {
+            // SAFETY: `copy` holds 48 initialised bytes.
+            unsafe { core::slice::from_raw_parts(s.copy.add(1), 47) }
+        });
         drop(s);
+
+        // Dying frees the buffer at once.
+        let mut d = StackState::unstarted();
+        // SAFETY: both offsets are inside `fake`; [16, 64) is readable.
+        unsafe {
+            d.start = base.add(16);
+            d.stop = base.add(64);
+            assert!(d.save_up_to(base.add(64)));
+            d.restore_copy();
+        }
+        assert!(!d.copy.is_null());
+        d.set_inactive();
+        assert!(d.copy.is_null() && d.capacity == 0);
     }
 }
