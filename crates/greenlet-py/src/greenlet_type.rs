@@ -471,17 +471,55 @@ unsafe extern "C" fn green_bool(slf: *mut PyObject) -> c_int {
     unsafe { pimpl(slf).active() as c_int }
 }
 
-/// `switch(*args, **kwargs)`.
+/// `switch(*args, **kwargs)` as `METH_FASTCALL | METH_KEYWORDS`: Python callers skip
+/// CPython's generic call of a `METH_VARARGS` method, and `switch()` with no arguments
+/// allocates nothing. The tuple and dict built here are what the `METH_VARARGS` call
+/// would have passed.
 ///
 /// # Safety
-/// Called by CPython with the GIL held; `slf` is a greenlet.
-pub unsafe extern "C-unwind" fn green_switch(
+/// Called by CPython with the GIL held; `slf` is a greenlet; `args` holds `nargs`
+/// positional values followed by one per name in `kwnames` (null or a tuple).
+pub unsafe extern "C-unwind" fn green_switch_fast(
     slf: *mut PyObject,
-    args: *mut PyObject,
-    kwargs: *mut PyObject,
+    args: *const *mut PyObject,
+    nargs: Py_ssize_t,
+    kwnames: *mut PyObject,
 ) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held; `slf` is a greenlet.
-    unsafe { switch::switch_to(slf.cast(), args, kwargs) }
+    // SAFETY: see the function contract.
+    unsafe {
+        let tuple = if nargs == 0 {
+            xnewref(globals().empty_tuple)
+        } else {
+            let t = PyTuple_New(nargs);
+            if t.is_null() {
+                return ptr::null_mut();
+            }
+            for i in 0..nargs {
+                PyTuple_SET_ITEM(t, i, xnewref(*args.offset(i)));
+            }
+            t
+        };
+        let mut kwargs = ptr::null_mut();
+        if !kwnames.is_null() && PyTuple_GET_SIZE(kwnames) > 0 {
+            kwargs = PyDict_New();
+            if kwargs.is_null() {
+                Py_DECREF(tuple);
+                return ptr::null_mut();
+            }
+            for i in 0..PyTuple_GET_SIZE(kwnames) {
+                let key = PyTuple_GET_ITEM(kwnames, i);
+                if PyDict_SetItem(kwargs, key, *args.offset(nargs + i)) < 0 {
+                    Py_DECREF(tuple);
+                    Py_DECREF(kwargs);
+                    return ptr::null_mut();
+                }
+            }
+        }
+        let result = switch::switch_to(slf.cast(), tuple, kwargs);
+        Py_DECREF(tuple);
+        Py_XDECREF(kwargs);
+        result
+    }
 }
 
 /// Whether `f` is a bound `switch` method of some greenlet.
@@ -491,7 +529,7 @@ pub unsafe extern "C-unwind" fn green_switch(
 pub unsafe fn is_switch_method(f: *mut PyObject) -> bool {
     // SAFETY: see the function contract.
     let func = unsafe { PyCFunction_GetFunction(f) };
-    func.map(|p| p as usize) == Some(green_switch as *const () as usize)
+    func.map(|p| p as usize) == Some(green_switch_fast as *const () as usize)
 }
 
 /// `throw([typ[, val[, tb]]])`.
@@ -676,18 +714,19 @@ pub unsafe fn create_type() -> *mut PyTypeObject {
             ml_name: c"switch".as_ptr(),
             ml_meth: PyMethodDefPointer {
                 // SAFETY: the same signature; "C-unwind" only lets foreign (C++) exceptions pass.
-                PyCFunctionWithKeywords: unsafe {
+                PyCFunctionFastWithKeywords: unsafe {
                     core::mem::transmute::<
                         unsafe extern "C-unwind" fn(
                             *mut PyObject,
-                            *mut PyObject,
+                            *const *mut PyObject,
+                            Py_ssize_t,
                             *mut PyObject,
                         ) -> *mut PyObject,
-                        PyCFunctionWithKeywords,
-                    >(green_switch)
+                        PyCFunctionFastWithKeywords,
+                    >(green_switch_fast)
                 },
             },
-            ml_flags: METH_VARARGS | METH_KEYWORDS,
+            ml_flags: METH_FASTCALL | METH_KEYWORDS,
             ml_doc: SWITCH_DOC.as_ptr(),
         },
         PyMethodDef {

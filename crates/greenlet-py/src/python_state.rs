@@ -168,8 +168,11 @@ impl PythonState {
                 // The frame object already exists (`materialize_frame`), so this does not
                 // allocate; the new reference is dropped because the interpreter frame
                 // owns the object.
-                let frame = pyo3_ffi::PyThreadState_GetFrame(tstate.cast());
-                pyo3_ffi::Py_XDECREF(frame.cast());
+                let mut frame = materialized_frame_object(tstate);
+                if frame.is_null() {
+                    frame = pyo3_ffi::PyThreadState_GetFrame(tstate.cast());
+                    pyo3_ffi::Py_XDECREF(frame.cast());
+                }
                 self.top_frame = frame;
             }
             #[cfg(not(Py_3_12))]
@@ -574,6 +577,31 @@ pub unsafe fn trash_delete_nesting(tstate: *mut PyThreadState) -> c_int {
     }
 }
 
+/// The frame object of the thread's current interpreter frame, if that frame has one
+/// (borrowed), else null. When it is not null it is what `PyThreadState_GetFrame` would
+/// return: only complete frames ever get a frame object, and it returns the innermost
+/// complete frame.
+///
+/// # Safety
+/// `tstate` is the current thread state and the GIL is held.
+#[cfg(Py_3_11)]
+#[inline(always)]
+unsafe fn materialized_frame_object(tstate: *mut PyThreadState) -> *mut PyFrameObject {
+    // SAFETY: the current frame pointer of a live thread state is null or a live frame;
+    // before 3.13 `cframe` always points at the running greenlet's live `_PyCFrame`.
+    unsafe {
+        #[cfg(not(Py_3_13))]
+        let frame = (*(*tstate).cframe).current_frame;
+        #[cfg(Py_3_13)]
+        let frame = (*tstate).current_frame;
+        if frame.is_null() {
+            ptr::null_mut()
+        } else {
+            (*frame).frame_obj.cast()
+        }
+    }
+}
+
 /// Makes sure the current frame object exists before a switch (3.11+), with the GC
 /// disabled: creating it allocates, and a collection at that point could run `__del__`
 /// methods that switch greenlets in the middle of saving our state. Before 3.11 the
@@ -586,6 +614,11 @@ pub unsafe fn materialize_frame() {
     #[cfg(Py_3_11)]
     // SAFETY: plain C-API calls with the GIL held.
     unsafe {
+        if !materialized_frame_object(pyo3_ffi::PyThreadState_Get().cast()).is_null() {
+            // The usual case: Python code calling `switch` from a frame that already has
+            // its object (from an earlier switch, a traceback, `sys._getframe`, ...).
+            return;
+        }
         let was_enabled = pyo3_ffi::PyGC_Disable();
         let frame = pyo3_ffi::PyThreadState_GetFrame(pyo3_ffi::PyThreadState_Get());
         pyo3_ffi::Py_XDECREF(frame.cast());
