@@ -1,8 +1,9 @@
 """Shared fixtures for the greenlet-rs pytest suite.
 
 Every test in this directory is written against the observable behaviour of
-upstream ``greenlet`` 3.5.6 and must pass unchanged on it; the only exception
-is the single implementation-specific test in ``test_module.py``.
+upstream ``greenlet`` 3.5.6 and must pass unchanged on it; the exceptions
+are the tests that skip themselves unless ``greenlet.__implementation__`` is
+``"greenlet-rs"`` (``test_module.py``, ``test_selfcheck.py``, ``test_datastack_cache.py``).
 """
 import os
 import subprocess

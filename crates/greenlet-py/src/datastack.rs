@@ -95,3 +95,131 @@ pub unsafe fn free_chain(mut chunk: *mut StackChunk) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// A cache of CPython's own 16 KiB chunks.
+//
+// A greenlet whose frames outgrow its root chunk makes CPython allocate a standard chunk
+// (`_PyObject_VirtualAlloc(DATA_STACK_CHUNK_SIZE)`, an `mmap`), and unmap it as soon as
+// the frame at its bottom returns. For greenlets that start, go a few dozen frames deep
+// and finish, those two system calls and the page faults on fresh memory are most of the
+// cost. CPython takes the memory from its object arena allocator, which is public API
+// (`PyObject_SetArenaAllocator`), so we wrap it: blocks of exactly that size are kept on
+// a short free list instead of being unmapped; every other request (obmalloc's arenas
+// are 256 KiB or 1 MiB) goes straight to the allocator we found.
+//
+// Correctness does not depend on who allocates what: a block on the free list was handed
+// to `free` with size 16 KiB, so it is 16 KiB of memory from the wrapped allocator, which
+// is all a caller of `alloc(16 KiB)` may assume. (`mmap` memory is zeroed and a reused
+// block is not; neither data-stack chunks nor obmalloc read memory they did not write.)
+// The wrapper takes a lock, since the arena allocator is process-wide and interpreters
+// with a GIL of their own may call it concurrently; it never allocates.
+
+/// CPython's `DATA_STACK_CHUNK_SIZE` (the same on 3.11-3.15).
+const STANDARD_CHUNK_SIZE: usize = 16 * 1024;
+
+/// Blocks kept at most: 1 MiB. Enough for a few threads' worth of churn.
+const CACHE_LIMIT: usize = 64;
+
+struct ChunkCache {
+    len: usize,
+    blocks: [usize; CACHE_LIMIT],
+}
+
+static CACHE: std::sync::Mutex<ChunkCache> = std::sync::Mutex::new(ChunkCache {
+    len: 0,
+    blocks: [0; CACHE_LIMIT],
+});
+
+/// The allocator that was installed before ours (written once, at installation, while
+/// the GIL of the only interpreter importing us is held; read-only afterwards).
+static WRAPPED: std::sync::OnceLock<WrappedAllocator> = std::sync::OnceLock::new();
+
+struct WrappedAllocator(pyo3_ffi::PyObjectArenaAllocator);
+
+// SAFETY: the allocator's context pointer is only passed back to its own functions,
+// which CPython may call from any thread.
+unsafe impl Send for WrappedAllocator {}
+// SAFETY: as above; the struct is never mutated after installation.
+unsafe impl Sync for WrappedAllocator {}
+
+fn lock_cache() -> std::sync::MutexGuard<'static, ChunkCache> {
+    // The critical sections cannot panic; recover the data from a poisoned lock anyway.
+    CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+extern "C" fn cached_alloc(_ctx: *mut core::ffi::c_void, size: usize) -> *mut core::ffi::c_void {
+    if size == STANDARD_CHUNK_SIZE {
+        let mut cache = lock_cache();
+        if cache.len > 0 {
+            cache.len -= 1;
+            let i = cache.len;
+            return ptr::with_exposed_provenance_mut(cache.blocks[i]);
+        }
+    }
+    let w = &WRAPPED.get().expect("installed before use").0;
+    match w.alloc {
+        Some(alloc) => alloc(w.ctx, size),
+        None => ptr::null_mut(),
+    }
+}
+
+extern "C" fn cached_free(
+    _ctx: *mut core::ffi::c_void,
+    block: *mut core::ffi::c_void,
+    size: usize,
+) {
+    if size == STANDARD_CHUNK_SIZE && !block.is_null() {
+        let mut cache = lock_cache();
+        if cache.len < CACHE_LIMIT {
+            let i = cache.len;
+            cache.blocks[i] = block.expose_provenance();
+            cache.len += 1;
+            return;
+        }
+    }
+    let w = &WRAPPED.get().expect("installed before use").0;
+    if let Some(free) = w.free {
+        // `block` came from the wrapped allocator with this size (directly, or through
+        // the cache, which only holds blocks freed with this size).
+        free(w.ctx, block, size);
+    }
+}
+
+/// Wraps the object arena allocator with the chunk cache (once per process).
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn install_chunk_cache() {
+    if WRAPPED.get().is_some() {
+        return;
+    }
+    let mut current = pyo3_ffi::PyObjectArenaAllocator {
+        ctx: ptr::null_mut(),
+        alloc: None,
+        free: None,
+    };
+    // SAFETY: GIL held; reads the installed allocator.
+    unsafe { pyo3_ffi::PyObject_GetArenaAllocator(&mut current) };
+    if current.alloc.is_none() || current.free.is_none() {
+        return;
+    }
+    if WRAPPED.set(WrappedAllocator(current)).is_err() {
+        return;
+    }
+    let mut ours = pyo3_ffi::PyObjectArenaAllocator {
+        ctx: ptr::null_mut(),
+        alloc: Some(cached_alloc),
+        free: Some(cached_free),
+    };
+    // SAFETY: GIL held; our functions forward everything they do not cache to the
+    // allocator read above, so blocks allocated before this call are freed correctly.
+    unsafe { pyo3_ffi::PyObject_SetArenaAllocator(&mut ours) };
+}
+
+/// How many 16 KiB chunks the cache holds now (a test hook).
+pub fn cached_chunk_count() -> usize {
+    lock_cache().len
+}

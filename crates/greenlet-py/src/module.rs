@@ -127,6 +127,15 @@ unsafe extern "C" fn mod_get_tstate_trash_delete_nesting(
     }
 }
 
+#[cfg(Py_3_11)]
+unsafe extern "C" fn mod_cached_data_stack_chunks(
+    _m: *mut PyObject,
+    _a: *mut PyObject,
+) -> *mut PyObject {
+    // SAFETY: called by CPython with the GIL held.
+    unsafe { PyLong_FromSize_t(crate::datastack::cached_chunk_count()) }
+}
+
 fn method(name: &'static CStr, f: PyCFunction, flags: c_int, doc: &'static CStr) -> PyMethodDef {
     PyMethodDef {
         ml_name: name.as_ptr(),
@@ -195,6 +204,13 @@ fn module_methods() -> *mut PyMethodDef {
         METH_NOARGS,
         c"get_tstate_trash_delete_nesting() -> int\n\nThe thread state's trash-can nesting level (a test hook).",
     ));
+    #[cfg(Py_3_11)]
+    v.push(method(
+        c"_cached_data_stack_chunks",
+        mod_cached_data_stack_chunks,
+        METH_NOARGS,
+        c"_cached_data_stack_chunks() -> int\n\nHow many of CPython's 16 KiB data-stack chunks greenlet-rs keeps for reuse now (a test hook of greenlet-rs).",
+    ));
     v.push(PyMethodDef::zeroed());
     Box::leak(v.into_boxed_slice()).as_mut_ptr()
 }
@@ -225,6 +241,8 @@ pub unsafe fn init() -> Result<*mut PyObject, PyErrSet> {
     // SAFETY: module init, GIL held.
     unsafe {
         crate::selfcheck::check()?;
+        #[cfg(Py_3_11)]
+        crate::datastack::install_chunk_cache();
         let def = Box::leak(Box::new(PyModuleDef {
             m_base: PyModuleDef_HEAD_INIT,
             m_name: c"greenlet._greenlet".as_ptr(),
