@@ -8,7 +8,7 @@ use crate::exception_state::ExceptionState;
 use crate::globals::globals;
 use crate::python_state::PythonState;
 use crate::thread_state::{self, ThreadState};
-use crate::util::{PyErrSet, PyResult, clear_owned, replace_owned, set_error, xnewref};
+use crate::util::{GilCell, PyErrSet, PyResult, clear_owned, replace_owned, set_error, xnewref};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 use greenlet_core::StackState;
@@ -73,9 +73,54 @@ pub struct Greenlet {
 pub static TOTAL_MAIN_GREENLETS: core::sync::atomic::AtomicIsize =
     core::sync::atomic::AtomicIsize::new(0);
 
+/// Implementation objects of freed greenlets, kept (uninitialised) for the next ones, so
+/// that creating and freeing a greenlet does not go through `malloc` and `free`.
+static FREE_IMPLS: GilCell<Vec<*mut Greenlet>> = GilCell::new(Vec::new());
+
+/// At most this many are kept (about 60 KiB).
+const FREE_IMPLS_LIMIT: usize = 256;
+
 impl Greenlet {
-    pub fn new_user(self_: *mut PyGreenlet, parent: *mut PyGreenlet) -> Box<Self> {
-        Box::new(Self {
+    /// A new user greenlet's implementation, from the free list if it has one.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    pub unsafe fn alloc_user(self_: *mut PyGreenlet, parent: *mut PyGreenlet) -> *mut Self {
+        let value = Self::user_value(self_, parent);
+        // SAFETY: the GIL serialises every use of the free list; its entries are
+        // allocations of `Greenlet` whose contents were dropped, so writing a new value
+        // into one is sound.
+        unsafe {
+            match (*FREE_IMPLS.get()).pop() {
+                Some(p) => {
+                    ptr::write(p, value);
+                    p
+                }
+                None => Box::into_raw(Box::new(value)),
+            }
+        }
+    }
+
+    /// Drops the implementation `p` and keeps its allocation for [`Self::alloc_user`].
+    ///
+    /// # Safety
+    /// The GIL is held; `p` came from [`Self::alloc_user`] or `Box::into_raw` of
+    /// [`Self::new_main`] and is not used afterwards.
+    pub unsafe fn free(p: *mut Self) {
+        // SAFETY: see the function contract.
+        unsafe {
+            ptr::drop_in_place(p);
+            let pool = &mut *FREE_IMPLS.get();
+            if pool.len() < FREE_IMPLS_LIMIT {
+                pool.push(p);
+            } else {
+                std::alloc::dealloc(p.cast(), std::alloc::Layout::new::<Self>());
+            }
+        }
+    }
+
+    fn user_value(self_: *mut PyGreenlet, parent: *mut PyGreenlet) -> Self {
+        Self {
             self_,
             stack: StackState::unstarted(),
             python: PythonState::new(),
@@ -90,7 +135,7 @@ impl Greenlet {
                 force_slp_switch_error: false,
                 killed_by_dealloc: false,
             },
-        })
+        }
     }
 
     pub fn new_main(self_: *mut PyGreenlet, state: *mut ThreadState) -> Box<Self> {

@@ -87,7 +87,7 @@ pub unsafe extern "C" fn green_new(
             return ptr::null_mut();
         }
         let o: *mut PyGreenlet = new.cast();
-        (*o).pimpl = Box::into_raw(Greenlet::new_user(o, xnewref(current)));
+        (*o).pimpl = Greenlet::alloc_user(o, xnewref(current));
         new
     }
 }
@@ -397,7 +397,7 @@ pub unsafe extern "C" fn green_dealloc(slf: *mut PyObject) {
                 (*p).python.did_finish(ptr::null_mut());
             }
             (*p).clear();
-            drop(Box::from_raw(p));
+            Greenlet::free(p);
         }
         let ty = Py_TYPE(slf);
         let release_type = owes_type_reference(ty);
