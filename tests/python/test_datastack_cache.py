@@ -19,7 +19,7 @@ pytestmark = [
     pytest.mark.skipif(sys.version_info < (3, 11), reason="no data stack before 3.11"),
 ]
 
-cached = greenlet._greenlet._cached_data_stack_chunks if sys.version_info >= (3, 11) else None
+cached = getattr(greenlet._greenlet, "_cached_data_stack_chunks", None)
 
 
 def descend(depth, fn):

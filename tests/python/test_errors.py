@@ -268,6 +268,10 @@ def test_module_function_argument_errors():
             greenlet.gettrace, 1)
     _raises(TypeError, "greenlet._greenlet.getcurrent() takes no arguments (1 given)",
             greenlet.getcurrent, 1)
+    _raises(TypeError, "greenlet._greenlet.getcurrent() takes no arguments (2 given)",
+            greenlet.getcurrent, 1, 2)
+    _raises(TypeError, "greenlet._greenlet.getcurrent() takes no keyword arguments",
+            greenlet.getcurrent, x=1)
     assert greenlet.gettrace() is None
 
 

@@ -10,9 +10,27 @@ use core::ptr;
 use core::sync::atomic::Ordering;
 use pyo3_ffi::*;
 
-unsafe extern "C" fn mod_getcurrent(_m: *mut PyObject, _a: *mut PyObject) -> *mut PyObject {
+/// `getcurrent()`, as `METH_FASTCALL` rather than `METH_NOARGS`: the interpreter's
+/// call specialisations (3.11+) cover fast-call builtins and not no-argument ones, so
+/// this skips a generic call. Arguments are refused with `METH_NOARGS`'s message;
+/// keywords are refused by CPython itself, with the same message as before.
+unsafe extern "C" fn mod_getcurrent(
+    _m: *mut PyObject,
+    _args: *mut *mut PyObject,
+    nargs: Py_ssize_t,
+) -> *mut PyObject {
     // SAFETY: called by CPython with the GIL held.
-    unsafe { capi::capi_getcurrent().cast() }
+    unsafe {
+        if nargs != 0 {
+            PyErr_Format(
+                PyExc_TypeError,
+                c"greenlet._greenlet.getcurrent() takes no arguments (%zd given)".as_ptr(),
+                nargs,
+            );
+            return ptr::null_mut();
+        }
+        capi::capi_getcurrent().cast()
+    }
 }
 
 unsafe extern "C" fn mod_settrace(_m: *mut PyObject, args: *mut PyObject) -> *mut PyObject {
@@ -148,12 +166,14 @@ fn method(name: &'static CStr, f: PyCFunction, flags: c_int, doc: &'static CStr)
 fn module_methods() -> *mut PyMethodDef {
     #[allow(unused_mut)] // extended per version below
     let mut v = vec![
-        method(
-            c"getcurrent",
-            mod_getcurrent,
-            METH_NOARGS,
-            c"getcurrent() -> greenlet\n\nReturns the greenlet running in this thread (creating this thread's main greenlet if needed).",
-        ),
+        PyMethodDef {
+            ml_name: c"getcurrent".as_ptr(),
+            ml_meth: PyMethodDefPointer {
+                PyCFunctionFast: mod_getcurrent,
+            },
+            ml_flags: METH_FASTCALL,
+            ml_doc: c"getcurrent() -> greenlet\n\nReturns the greenlet running in this thread (creating this thread's main greenlet if needed).".as_ptr(),
+        },
         method(
             c"settrace",
             mod_settrace,
