@@ -325,3 +325,26 @@ def test_deleting_suspended_greenlet_from_another_suspended_greenlet_chain():
     assert o.switch() == "outer parked"
     del o
     assert log == ["outer finally", "inner finally"]
+
+
+def test_kill_while_a_frame_called_from_c_is_cleared():
+    # The frame holding the last reference returns into C (map() called it), so
+    # while its locals are released the interpreter's current frame is the eval
+    # loop's C-stack entry frame (3.12+), and the kill's switch starts from there.
+    log = []
+
+    def holder(i):
+        def run():
+            try:
+                getcurrent().parent.switch("parked")
+            finally:
+                log.append(i)
+        g = RawGreenlet(run)
+        assert g.switch() == "parked"
+        return i  # g is killed while this frame is cleared
+
+    for _ in range(20):
+        del log[:]
+        assert list(map(holder, range(5))) == list(range(5))
+        assert sorted(range(5), key=holder) == list(range(5))
+        assert log == list(range(5)) * 2

@@ -582,6 +582,10 @@ pub unsafe fn trash_delete_nesting(tstate: *mut PyThreadState) -> c_int {
 /// return: only complete frames ever get a frame object, and it returns the innermost
 /// complete frame.
 ///
+/// Only frames owned by the thread or by a generator are looked at: from 3.12 on the
+/// current frame can be the C-stack "entry" frame of an eval loop (while a frame that
+/// returned into it is being cleared, say), whose `frame_obj` is never initialised.
+///
 /// # Safety
 /// `tstate` is the current thread state and the GIL is held.
 #[cfg(Py_3_11)]
@@ -594,7 +598,13 @@ unsafe fn materialized_frame_object(tstate: *mut PyThreadState) -> *mut PyFrameO
         let frame = (*(*tstate).cframe).current_frame;
         #[cfg(Py_3_13)]
         let frame = (*tstate).current_frame;
-        if frame.is_null() {
+        use crate::cpython::frame::{FRAME_OWNED_BY_GENERATOR, FRAME_OWNED_BY_THREAD};
+        if frame.is_null()
+            || !matches!(
+                (*frame).owner,
+                FRAME_OWNED_BY_THREAD | FRAME_OWNED_BY_GENERATOR
+            )
+        {
             ptr::null_mut()
         } else {
             (*frame).frame_obj.cast()

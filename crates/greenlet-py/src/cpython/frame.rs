@@ -105,11 +105,12 @@ pub struct InterpreterFrame {
     pub localsplus: [StackRef; 1],
 }
 
-/// `enum _frameowner`: the frame is a function call of the thread.
-#[cfg(Py_3_12)]
+/// `enum _frameowner` (the same values on 3.11-3.15): the frame is a function call of
+/// the thread.
+#[cfg(Py_3_11)]
 pub const FRAME_OWNED_BY_THREAD: c_char = 0;
 /// The frame lives inside a generator or coroutine object.
-#[cfg(Py_3_12)]
+#[cfg(Py_3_11)]
 pub const FRAME_OWNED_BY_GENERATOR: c_char = 1;
 
 /// `struct _frame`, the layout behind `PyFrameObject`.
