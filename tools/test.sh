@@ -2,7 +2,8 @@
 # Every test of greenlet-rs, for each CPython in $PYTHONS.
 #
 #   tools/test.sh                      # the default interpreter list
-#   PYTHONS="3.10 3.11 3.12 3.13 debian-3.14" tools/test.sh   (debian-X.Y: ../shared/tools/get-cpython)
+#   PYTHONS="3.10 3.11 3.12 3.13 debian-3.14" tools/test.sh   (debian-X.Y: ../shared/tools/get-cpython;
+#                                                               debian-3.14d: its debug build)
 #   PYTHONS=/usr/bin/python3.12 tools/test.sh
 #
 # $PYTHONS holds interpreter paths or versions; a version is looked up under
@@ -29,7 +30,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-PYTHONS="${PYTHONS:-3.10 3.11 3.12 3.13 debian-3.13 debian-3.14 debian-3.15}"
+PYTHONS="${PYTHONS:-3.10 3.11 3.12 3.13 debian-3.13 debian-3.14 debian-3.15 debian-3.14d}"
 PYENV_ROOT="${PYENV_ROOT:-$HOME/.pyenv}"
 SUITE_TIMEOUT="${SUITE_TIMEOUT:-1500}"
 read -r -a PYTEST_EXTRA <<<"${PYTEST_ARGS:-}"
@@ -166,7 +167,8 @@ for want in $PYTHONS; do
     fi
     # X.Y.Z, so that two builds of one minor version (pyenv's and Debian's 3.13) get
     # venvs of their own.
-    ver="$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
+    # A debug build (Py_DEBUG: reference and assertion checks) gets a "d" suffix.
+    ver="$("$py" -c 'import sys; print("%d.%d.%d%s" % (sys.version_info[:3] + ("d" if hasattr(sys, "gettotalrefcount") else "",)))')"
     venv="$ROOT/.venv-test-$ver"
     VERSIONS+=("$ver")
     echo "$py -> $venv"
