@@ -471,7 +471,7 @@ impl PythonState {
     /// stack switch, with the GIL held.
     #[cfg(Py_3_12)]
     pub unsafe fn expose_frames(&self) {
-        use crate::cpython::frame::{FRAME_OWNED_BY_GENERATOR, FrameObject};
+        use crate::cpython::frame::{FRAME_OWNED_BY_GENERATOR, FRAME_OWNED_BY_THREAD, FrameObject};
         let mut frame: *mut FrameObject = self.top_frame.cast();
         if frame.is_null() {
             return;
@@ -499,6 +499,24 @@ impl PythonState {
             unsafe {
                 let iframe = (*frame).f_frame;
                 let original_previous = (*iframe).previous;
+                // The common case, and the only one along a chain of Python-to-Python
+                // calls: the next frame is complete and already has its frame object
+                // (from an earlier switch). The link stays as it is (only its copy is
+                // stored), so later switches of a deep greenlet walk pointers instead of
+                // calling `PyFrame_GetBack` per frame. The owner is checked before
+                // `frame_obj`, which C-stack frames leave uninitialised; a frame that has
+                // a frame object is complete (objects are only made for complete frames).
+                if !original_previous.is_null()
+                    && matches!(
+                        (*original_previous).owner,
+                        FRAME_OWNED_BY_THREAD | FRAME_OWNED_BY_GENERATOR
+                    )
+                    && !(*original_previous).frame_obj.is_null()
+                {
+                    (*frame)._f_frame_data[0] = original_previous.cast();
+                    frame = (*original_previous).frame_obj;
+                    continue;
+                }
                 let mut stand_in_iframe: InterpreterFrame = core::mem::zeroed();
                 stand_in_iframe.owner = FRAME_OWNED_BY_GENERATOR;
                 stand_in_iframe.previous = original_previous;
