@@ -283,6 +283,50 @@ def test_gr_frame_survives_stack_reuse():
     assert hub.dead
 
 
+def test_gr_frame_walk_through_c_boundaries_on_every_switch():
+    # Python frames, then C frames (sorted's key call), then Python frames again,
+    # suspended and resumed many times, with another greenlet overwriting the stack
+    # in between: every walk sees the same names, on every switch (3.12+ relinks
+    # the frames around the C-stack entry frames before each switch).
+    main = getcurrent()
+
+    def python_part(depth, then):
+        if depth:
+            return python_part(depth - 1, then)
+        return then()
+
+    def park():
+        for i in range(30):
+            main.switch(i)
+        return "done"
+
+    def through_c():
+        return sorted([0], key=lambda _: python_part(5, park))[0]
+
+    def body():
+        return python_part(10, through_c)
+
+    g = RawGreenlet(body)
+    expected = None
+    for i in range(30):
+        assert g.switch() == i
+        RawGreenlet(lambda: python_part(40, lambda: None)).switch()
+        names = []
+        f = g.gr_frame
+        while f is not None:
+            names.append(f.f_code.co_name)
+            f = f.f_back
+        if expected is None:
+            expected = names
+            assert names[0] == "park"
+            assert names.count("python_part") == 17
+            assert names[-1] == "body"
+            assert "through_c" in names and "<lambda>" in names
+        assert names == expected
+    assert g.switch() == 0  # sorted([0], key=...)[0], once park has returned
+    assert g.dead
+
+
 # ---------------------------------------------------------------------------
 # dead / bool / _stack_saved
 
