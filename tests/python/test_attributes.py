@@ -283,7 +283,8 @@ def test_gr_frame_survives_stack_reuse():
     assert hub.dead
 
 
-def test_gr_frame_walk_through_c_boundaries_on_every_switch():
+@pytest.mark.parametrize("c_levels", [1, 8])
+def test_gr_frame_walk_through_c_boundaries_on_every_switch(c_levels):
     # Python frames, then C frames (sorted's key call), then Python frames again,
     # suspended and resumed many times, with another greenlet overwriting the stack
     # in between: every walk sees the same names, on every switch (3.12+ relinks
@@ -300,8 +301,11 @@ def test_gr_frame_walk_through_c_boundaries_on_every_switch():
             main.switch(i)
         return "done"
 
-    def through_c():
-        return sorted([0], key=lambda _: python_part(5, park))[0]
+    def through_c(levels=c_levels):
+        # `levels` nested re-entries of the eval loop from C (sorted's key call).
+        if not levels:
+            return park()
+        return sorted([0], key=lambda _: python_part(5, lambda: through_c(levels - 1)))[0]
 
     def body():
         return python_part(10, through_c)
@@ -319,9 +323,9 @@ def test_gr_frame_walk_through_c_boundaries_on_every_switch():
         if expected is None:
             expected = names
             assert names[0] == "park"
-            assert names.count("python_part") == 17
+            assert names.count("python_part") == 11 + 6 * c_levels
+            assert names.count("through_c") == c_levels + 1
             assert names[-1] == "body"
-            assert "through_c" in names and "<lambda>" in names
         assert names == expected
     assert g.switch() == 0  # sorted([0], key=...)[0], once park has returned
     assert g.dead

@@ -78,10 +78,28 @@ pub struct PythonState {
     /// The JIT executor the greenlet was running in (3.14+, greenlet issue #460).
     #[cfg(Py_3_14)]
     current_executor: *mut PyObject,
+    /// The links [`Self::expose_frames`] changed, as (frame, original `previous`), so
+    /// that resuming restores just those: the first `relinked_len` here, any more in
+    /// `relinked_spill`.
+    #[cfg(Py_3_12)]
+    relinked: [(*mut InterpreterFrame, *mut InterpreterFrame); RELINKED_SLOTS],
+    #[cfg(Py_3_12)]
+    relinked_len: u8,
+    #[cfg(Py_3_12)]
+    #[allow(
+        clippy::box_collection,
+        reason = "one pointer per greenlet instead of three: few greenlets ever spill"
+    )]
+    relinked_spill: Option<Box<Vec<(*mut InterpreterFrame, *mut InterpreterFrame)>>>,
     // Not kept (3.14+): `top_frame->f_frame->stackpointer`. Upstream saves it on every
     // build but only writes it back on free-threaded builds, which we do not support; on
     // GIL builds nothing changes it while the greenlet is suspended.
 }
+
+/// Relinked frames remembered inline (the bottom frame's link to its C-stack entry frame
+/// is one; every C-level re-entry of the eval loop in the greenlet adds one).
+#[cfg(Py_3_12)]
+const RELINKED_SLOTS: usize = 4;
 
 impl Default for PythonState {
     fn default() -> Self {
@@ -117,6 +135,12 @@ impl PythonState {
             critical_section: 0,
             #[cfg(Py_3_14)]
             current_executor: ptr::null_mut(),
+            #[cfg(Py_3_12)]
+            relinked: [(ptr::null_mut(), ptr::null_mut()); RELINKED_SLOTS],
+            #[cfg(Py_3_12)]
+            relinked_len: 0,
+            #[cfg(Py_3_12)]
+            relinked_spill: None,
         }
     }
 
@@ -462,64 +486,68 @@ impl PythonState {
     /// garbage (greenlet #388, gevent #1969, CPython #113037). Right before the switch,
     /// while the stack is still in place, we relink the chain so that each complete
     /// frame's `previous` points at the next complete frame, creating the frame objects
-    /// on the way; each original `previous` is kept in its frame object's
-    /// `_f_frame_data[0]`, which is unused while the frame runs. [`Self::restore`] puts
-    /// them back.
+    /// on the way. Only the links that change are remembered (in `relinked`), and
+    /// [`Self::restore`] puts just those back.
+    ///
+    /// Along a run of Python-to-Python calls every link already points at a complete
+    /// frame, which after the first switch has its frame object: those are only walked
+    /// over, one `previous` pointer per frame, so a deep greenlet's switches stay cheap.
     ///
     /// # Safety
     /// Called on the greenlet being switched away from, after [`Self::save`], before the
     /// stack switch, with the GIL held.
     #[cfg(Py_3_12)]
-    pub unsafe fn expose_frames(&self) {
+    pub unsafe fn expose_frames(&mut self) {
         use crate::cpython::frame::{FRAME_OWNED_BY_GENERATOR, FRAME_OWNED_BY_THREAD, FrameObject};
-        let mut frame: *mut FrameObject = self.top_frame.cast();
-        if frame.is_null() {
+        self.relinked_len = 0;
+        if let Some(spill) = self.relinked_spill.as_mut() {
+            spill.clear();
+        }
+        let top: *mut FrameObject = self.top_frame.cast();
+        if top.is_null() {
             return;
         }
         // The exception being thrown by this switch, if any, must survive the calls below
         // (3.12+ keeps a single exception object, so this is a pointer move).
         // SAFETY: GIL held.
         let pending = unsafe { pyo3_ffi::PyErr_GetRaisedException() };
-        while !frame.is_null() {
+        // SAFETY: `top` is the frame object of the greenlet's innermost complete frame,
+        // which is executing, so `f_frame` points at its interpreter frame.
+        let mut iframe = unsafe { (*top).f_frame };
+        loop {
             // SAFETY:
-            // - `frame` is the frame object of a complete, executing interpreter frame
-            //   (the top frame comes from `PyThreadState_GetFrame`, the others from
-            //   `PyFrame_GetBack`), so `f_frame` points at it and `_f_frame_data[0]` is
-            //   unused storage;
+            // - `iframe` is a complete, executing frame of this greenlet that has a frame
+            //   object (the top one; or reached below through a check or from
+            //   `PyFrame_GetBack`), and the frames after it are still in place (the
+            //   C stack has not been switched yet);
+            // - the owner is checked before `frame_obj`, which C-stack entry frames leave
+            //   uninitialised; a frame with a frame object is complete (objects are only
+            //   ever made for complete frames);
             // - `PyFrame_GetBack` of a frame object whose `f_back` is null returns the
             //   frame object of the first complete frame after `f_frame->previous`,
             //   creating it if needed; we hand it a stand-in frame so that it starts from
             //   the *original* `previous` even when an executing frame object has an
             //   `f_back` of its own. The stand-in counts as complete because it claims to
             //   belong to a generator (so its code object is never looked at);
-            // - the incomplete frames it walks past are on our own live stack, and
-            //   creating a frame object cannot start a collection (3.12+ only schedules
+            // - creating a frame object cannot start a collection (3.12+ only schedules
             //   one for the next eval-breaker check), so no Python code runs here;
             // - the returned reference is dropped at once: the interpreter frame holds one.
             unsafe {
-                let iframe = (*frame).f_frame;
-                let original_previous = (*iframe).previous;
-                // The common case, and the only one along a chain of Python-to-Python
-                // calls: the next frame is complete and already has its frame object
-                // (from an earlier switch). The link stays as it is (only its copy is
-                // stored), so later switches of a deep greenlet walk pointers instead of
-                // calling `PyFrame_GetBack` per frame. The owner is checked before
-                // `frame_obj`, which C-stack frames leave uninitialised; a frame that has
-                // a frame object is complete (objects are only made for complete frames).
-                if !original_previous.is_null()
-                    && matches!(
-                        (*original_previous).owner,
-                        FRAME_OWNED_BY_THREAD | FRAME_OWNED_BY_GENERATOR
-                    )
-                    && !(*original_previous).frame_obj.is_null()
+                let previous = (*iframe).previous;
+                if previous.is_null() {
+                    break;
+                }
+                if matches!(
+                    (*previous).owner,
+                    FRAME_OWNED_BY_THREAD | FRAME_OWNED_BY_GENERATOR
+                ) && !(*previous).frame_obj.is_null()
                 {
-                    (*frame)._f_frame_data[0] = original_previous.cast();
-                    frame = (*original_previous).frame_obj;
+                    iframe = previous;
                     continue;
                 }
                 let mut stand_in_iframe: InterpreterFrame = core::mem::zeroed();
                 stand_in_iframe.owner = FRAME_OWNED_BY_GENERATOR;
-                stand_in_iframe.previous = original_previous;
+                stand_in_iframe.previous = previous;
                 let mut stand_in: FrameObject = core::mem::zeroed();
                 stand_in.f_frame = &mut stand_in_iframe;
                 let back: *mut FrameObject =
@@ -530,40 +558,57 @@ impl PythonState {
                     pyo3_ffi::PyErr_Clear();
                 }
                 pyo3_ffi::Py_XDECREF(back.cast());
-                (*frame)._f_frame_data[0] = original_previous.cast();
-                (*iframe).previous = if back.is_null() {
+                let exposed = if back.is_null() {
                     ptr::null_mut()
                 } else {
                     (*back).f_frame
                 };
-                frame = back;
+                if exposed != previous {
+                    self.remember_relink(iframe, previous);
+                    (*iframe).previous = exposed;
+                }
+                if exposed.is_null() {
+                    break;
+                }
+                iframe = exposed;
             }
         }
         // SAFETY: GIL held; hands back the reference taken above (null clears nothing).
         unsafe { pyo3_ffi::PyErr_SetRaisedException(pending) };
     }
 
-    /// Undoes [`Self::expose_frames`]: puts each original `previous` back.
+    /// Records that `expose_frames` changed `iframe`'s `previous` from `original`.
+    #[cfg(Py_3_12)]
+    fn remember_relink(&mut self, iframe: *mut InterpreterFrame, original: *mut InterpreterFrame) {
+        let n = self.relinked_len as usize;
+        if n < RELINKED_SLOTS {
+            self.relinked[n] = (iframe, original);
+            self.relinked_len += 1;
+        } else {
+            // A greenlet suspended under many C-level re-entries of the eval loop; the
+            // vector is kept for its next switches.
+            self.relinked_spill
+                .get_or_insert_with(Default::default)
+                .push((iframe, original));
+        }
+    }
+
+    /// Undoes [`Self::expose_frames`]: puts each changed `previous` back.
     ///
     /// # Safety
     /// `self` is the greenlet being resumed; its frames are exposed.
     #[cfg(Py_3_12)]
-    unsafe fn unexpose_frames(&self) {
-        use crate::cpython::frame::FrameObject;
-        let top: *mut FrameObject = self.top_frame.cast();
-        if top.is_null() {
-            return;
+    unsafe fn unexpose_frames(&mut self) {
+        let inline = &self.relinked[..self.relinked_len as usize];
+        let spilled = self.relinked_spill.as_deref().map_or(&[][..], |v| &v[..]);
+        for &(iframe, original) in inline.iter().chain(spilled) {
+            // SAFETY: `iframe` is a live frame of this greenlet (its frames cannot go away
+            // while it is suspended), relinked by `expose_frames`.
+            unsafe { (*iframe).previous = original };
         }
-        // SAFETY: the exposed chain links complete frames that all have frame objects
-        // (created by `expose_frames`), each holding the original link.
-        unsafe {
-            let mut iframe = (*top).f_frame;
-            while !iframe.is_null() {
-                let exposed_previous = (*iframe).previous;
-                let frame_obj = (*iframe).frame_obj;
-                (*iframe).previous = (*frame_obj)._f_frame_data[0].cast();
-                iframe = exposed_previous;
-            }
+        self.relinked_len = 0;
+        if let Some(spill) = self.relinked_spill.as_mut() {
+            spill.clear();
         }
     }
 }
