@@ -175,30 +175,10 @@ unsafe extern "C" fn green_vectorcall(
             return new;
         }
         // The generic path: what `type_call` would do with a tuple and a dict.
-        let tuple = PyTuple_New(nargs);
-        if tuple.is_null() {
+        let Ok((tuple, kwargs)) = crate::util::vectorcall_args_to_tuple_dict(args, nargs, kwnames)
+        else {
             return ptr::null_mut();
-        }
-        for i in 0..nargs {
-            let a = *args.offset(i);
-            PyTuple_SET_ITEM(tuple, i, xnewref(a));
-        }
-        let mut kwargs = ptr::null_mut();
-        if !kwnames.is_null() {
-            kwargs = PyDict_New();
-            if kwargs.is_null() {
-                Py_DECREF(tuple);
-                return ptr::null_mut();
-            }
-            for i in 0..PyTuple_GET_SIZE(kwnames) {
-                let key = PyTuple_GET_ITEM(kwnames, i);
-                if PyDict_SetItem(kwargs, key, *args.offset(nargs + i)) < 0 {
-                    Py_DECREF(tuple);
-                    Py_DECREF(kwargs);
-                    return ptr::null_mut();
-                }
-            }
-        }
+        };
         let mut new = green_new(ty, tuple, kwargs);
         if !new.is_null() && green_init(new, tuple, kwargs) < 0 {
             Py_DECREF(new);
@@ -487,34 +467,10 @@ pub unsafe extern "C-unwind" fn green_switch_fast(
 ) -> *mut PyObject {
     // SAFETY: see the function contract.
     unsafe {
-        let tuple = if nargs == 0 {
-            xnewref(globals().empty_tuple)
-        } else {
-            let t = PyTuple_New(nargs);
-            if t.is_null() {
-                return ptr::null_mut();
-            }
-            for i in 0..nargs {
-                PyTuple_SET_ITEM(t, i, xnewref(*args.offset(i)));
-            }
-            t
+        let Ok((tuple, kwargs)) = crate::util::vectorcall_args_to_tuple_dict(args, nargs, kwnames)
+        else {
+            return ptr::null_mut();
         };
-        let mut kwargs = ptr::null_mut();
-        if !kwnames.is_null() && PyTuple_GET_SIZE(kwnames) > 0 {
-            kwargs = PyDict_New();
-            if kwargs.is_null() {
-                Py_DECREF(tuple);
-                return ptr::null_mut();
-            }
-            for i in 0..PyTuple_GET_SIZE(kwnames) {
-                let key = PyTuple_GET_ITEM(kwnames, i);
-                if PyDict_SetItem(kwargs, key, *args.offset(nargs + i)) < 0 {
-                    Py_DECREF(tuple);
-                    Py_DECREF(kwargs);
-                    return ptr::null_mut();
-                }
-            }
-        }
         let result = switch::switch_to(slf.cast(), tuple, kwargs);
         Py_DECREF(tuple);
         Py_XDECREF(kwargs);
