@@ -67,14 +67,9 @@ pub unsafe fn free_chain(mut chunk: *mut StackChunk) {
     if chunk.is_null() {
         return;
     }
-    let mut alloc = pyo3_ffi::PyObjectArenaAllocator {
-        ctx: ptr::null_mut(),
-        alloc: None,
-        free: None,
-    };
-    // SAFETY: fills in the allocator CPython uses for data-stack chunks
-    // (`_PyObject_VirtualAlloc` is a thin wrapper over it).
-    unsafe { pyo3_ffi::PyObject_GetArenaAllocator(&mut alloc) };
+    // SAFETY: GIL held (function contract). It is the allocator CPython uses for
+    // data-stack chunks (`_PyObject_VirtualAlloc` is a thin wrapper over it).
+    let alloc = unsafe { arena_allocator() };
     while !chunk.is_null() {
         // SAFETY: each chunk was allocated either by us (root size) or by CPython's arena
         // allocator, and the chain is exclusively ours now (function contract).
@@ -188,6 +183,21 @@ extern "C" fn cached_free(
     }
 }
 
+/// The object arena allocator installed now.
+///
+/// # Safety
+/// The GIL is held.
+unsafe fn arena_allocator() -> pyo3_ffi::PyObjectArenaAllocator {
+    let mut current = pyo3_ffi::PyObjectArenaAllocator {
+        ctx: ptr::null_mut(),
+        alloc: None,
+        free: None,
+    };
+    // SAFETY: GIL held (function contract); fills in the struct.
+    unsafe { pyo3_ffi::PyObject_GetArenaAllocator(&mut current) };
+    current
+}
+
 /// Wraps the object arena allocator with the chunk cache (once per process).
 ///
 /// # Safety
@@ -196,13 +206,8 @@ pub unsafe fn install_chunk_cache() {
     if WRAPPED.get().is_some() {
         return;
     }
-    let mut current = pyo3_ffi::PyObjectArenaAllocator {
-        ctx: ptr::null_mut(),
-        alloc: None,
-        free: None,
-    };
-    // SAFETY: GIL held; reads the installed allocator.
-    unsafe { pyo3_ffi::PyObject_GetArenaAllocator(&mut current) };
+    // SAFETY: GIL held (function contract).
+    let current = unsafe { arena_allocator() };
     if current.alloc.is_none() || current.free.is_none() {
         return;
     }

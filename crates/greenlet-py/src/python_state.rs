@@ -498,7 +498,7 @@ impl PythonState {
     /// stack switch, with the GIL held.
     #[cfg(Py_3_12)]
     pub unsafe fn expose_frames(&mut self) {
-        use crate::cpython::frame::{FRAME_OWNED_BY_GENERATOR, FRAME_OWNED_BY_THREAD, FrameObject};
+        use crate::cpython::frame::{FRAME_OWNED_BY_GENERATOR, FrameObject, frame_object_of};
         self.relinked_len = 0;
         if let Some(spill) = self.relinked_spill.as_mut() {
             spill.clear();
@@ -537,11 +537,7 @@ impl PythonState {
                 if previous.is_null() {
                     break;
                 }
-                if matches!(
-                    (*previous).owner,
-                    FRAME_OWNED_BY_THREAD | FRAME_OWNED_BY_GENERATOR
-                ) && !(*previous).frame_obj.is_null()
-                {
+                if !frame_object_of(previous).is_null() {
                     iframe = previous;
                     continue;
                 }
@@ -642,12 +638,10 @@ pub unsafe fn trash_delete_nesting(tstate: *mut PyThreadState) -> c_int {
 
 /// The frame object of the thread's current interpreter frame, if that frame has one
 /// (borrowed), else null. When it is not null it is what `PyThreadState_GetFrame` would
-/// return: only complete frames ever get a frame object, and it returns the innermost
-/// complete frame.
-///
-/// Only frames owned by the thread or by a generator are looked at: from 3.12 on the
-/// current frame can be the C-stack "entry" frame of an eval loop (while a frame that
-/// returned into it is being cleared, say), whose `frame_obj` is never initialised.
+/// return: it returns the innermost complete frame, and only complete frames ever get a
+/// frame object (see [`frame_object_of`](crate::cpython::frame::frame_object_of), which
+/// also skips the C-stack entry frame that is current while a frame returning into it is
+/// being cleared).
 ///
 /// # Safety
 /// `tstate` is the current thread state and the GIL is held.
@@ -661,17 +655,7 @@ unsafe fn materialized_frame_object(tstate: *mut PyThreadState) -> *mut PyFrameO
         let frame = (*(*tstate).cframe).current_frame;
         #[cfg(Py_3_13)]
         let frame = (*tstate).current_frame;
-        use crate::cpython::frame::{FRAME_OWNED_BY_GENERATOR, FRAME_OWNED_BY_THREAD};
-        if frame.is_null()
-            || !matches!(
-                (*frame).owner,
-                FRAME_OWNED_BY_THREAD | FRAME_OWNED_BY_GENERATOR
-            )
-        {
-            ptr::null_mut()
-        } else {
-            (*frame).frame_obj.cast()
-        }
+        crate::cpython::frame::frame_object_of(frame).cast()
     }
 }
 

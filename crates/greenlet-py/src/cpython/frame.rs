@@ -113,6 +113,33 @@ pub const FRAME_OWNED_BY_THREAD: c_char = 0;
 #[cfg(Py_3_11)]
 pub const FRAME_OWNED_BY_GENERATOR: c_char = 1;
 
+/// The frame object of `frame` if it has one, else null.
+///
+/// Only frames owned by the thread or by a generator are looked at: from 3.12 on a frame
+/// chain also holds the C-stack "entry" frames of eval loops, whose `frame_obj` is never
+/// initialised. A frame that has a frame object is complete (objects are only ever made
+/// for complete frames).
+///
+/// # Safety
+/// `frame` is null or a live interpreter frame (or one still in place on the C stack).
+#[cfg(Py_3_11)]
+#[inline(always)]
+pub unsafe fn frame_object_of(frame: *mut InterpreterFrame) -> *mut FrameObject {
+    // SAFETY: see the function contract; the owner byte is initialised in every frame.
+    unsafe {
+        if frame.is_null()
+            || !matches!(
+                (*frame).owner,
+                FRAME_OWNED_BY_THREAD | FRAME_OWNED_BY_GENERATOR
+            )
+        {
+            core::ptr::null_mut()
+        } else {
+            (*frame).frame_obj
+        }
+    }
+}
+
 /// `struct _frame`, the layout behind `PyFrameObject`.
 #[cfg(Py_3_11)]
 #[repr(C)]
