@@ -351,23 +351,42 @@ pub unsafe fn g_switch(this: *mut Greenlet) -> PyResult<*mut PyObject> {
         };
         core::hint::black_box(&dummymarker);
         if err.status < 0 {
-            if pyo3_ffi::PyErr_Occurred().is_null() {
-                set_error(
-                    pyo3_ffi::PyExc_SystemError,
-                    if was_initial_stub {
-                        c"Failed to switch stacks into a greenlet for the first time."
-                    } else {
-                        c"Failed to switch stacks into a running greenlet."
-                    },
-                );
-            }
-            (*this).release_args();
-            if !target_was_me {
-                (*target).murder_in_place();
-            }
-            return Err(PyErrSet);
+            return Err(switch_failed(this, target, target_was_me, was_initial_stub));
         }
         g_switch_finish(err.new_current, err.origin)
+    }
+}
+
+/// The error path of [`g_switch`], out of line: whatever the switch path keeps in its
+/// frame is copied with every suspended greenlet's stack.
+///
+/// # Safety
+/// As for [`g_switch`]; `target` is the greenlet the failed switch went to.
+#[cold]
+#[inline(never)]
+unsafe fn switch_failed(
+    this: *mut Greenlet,
+    target: *mut Greenlet,
+    target_was_me: bool,
+    was_initial_stub: bool,
+) -> PyErrSet {
+    // SAFETY: see the function contract.
+    unsafe {
+        if pyo3_ffi::PyErr_Occurred().is_null() {
+            set_error(
+                pyo3_ffi::PyExc_SystemError,
+                if was_initial_stub {
+                    c"Failed to switch stacks into a greenlet for the first time."
+                } else {
+                    c"Failed to switch stacks into a running greenlet."
+                },
+            );
+        }
+        (*this).release_args();
+        if !target_was_me {
+            (*target).murder_in_place();
+        }
+        PyErrSet
     }
 }
 
@@ -637,8 +656,12 @@ unsafe fn inner_bootstrap(
 /// The end of every switch, in the greenlet that now runs: take the delivered value, call
 /// the trace function, and raise if an exception was delivered.
 ///
+/// Out of line so that its locals do not enlarge [`g_switch`]'s frame, which is on the
+/// stack of every suspended greenlet.
+///
 /// # Safety
 /// The GIL is held; `this` is the current greenlet; `origin` is owned.
+#[inline(never)]
 unsafe fn g_switch_finish(this: *mut Greenlet, origin: *mut PyGreenlet) -> PyResult<*mut PyObject> {
     // SAFETY: see the function contract.
     unsafe {
