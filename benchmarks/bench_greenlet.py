@@ -271,6 +271,37 @@ def bm_read_frames_200(loops, scale):
     return _read_frames(loops, scale, 200)
 
 
+_PARKED = []
+
+
+def bm_gc_collect(loops, scale):
+    """One full collection (gc.collect()) with 100k suspended greenlets alive.
+
+    The pause a server with that many greenlets sees: the collector
+    traverses every suspended greenlet. They are made once per process,
+    outside the timing, and stay parked in their first switch for the
+    benchmark's later values.
+    """
+    import gc
+    from greenlet import greenlet, getcurrent
+
+    def park():
+        getcurrent().parent.switch()
+
+    count = GREENLET_COUNT // scale
+    if len(_PARKED) != count:
+        del _PARKED[:]
+        for _ in range(count):
+            g = greenlet(park)
+            g.switch()
+            _PARKED.append(g)
+    gc.collect()
+    t0 = _now()
+    for _ in range(loops):
+        gc.collect()
+    return _now() - t0
+
+
 # ---------------------------------------------------------------- the table
 
 
@@ -324,6 +355,8 @@ BENCHMARKS = [
           per="whole workload", heavy=True),
     Bench("read_frames_200", "read 200 nested frames x {n}", bm_read_frames_200,
           per="whole workload", heavy=True),
+    Bench("gc_collect", "gc.collect() with {n} suspended greenlets", bm_gc_collect,
+          per="full collection"),
 ]
 BY_ID = {b.id: b for b in BENCHMARKS}
 
