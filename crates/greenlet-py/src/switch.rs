@@ -39,11 +39,11 @@ unsafe extern "C-unwind" {
 /// The greenlet being switched to, valid between saving *cur* and restoring the target.
 static SWITCHING: AtomicPtr<Greenlet> = AtomicPtr::new(ptr::null_mut());
 
-/// What a stack switch reports back in the greenlet that now runs.
+/// What a stack switch reports back in the greenlet that now runs. Two words, so that it
+/// comes back in registers rather than through a slot in the caller's frame: the frames
+/// of the switch path are part of every suspended greenlet's saved stack.
 struct Switched {
-    /// 1: this is a new greenlet starting; 0: resumed; <0: failed (no switch happened).
-    status: i32,
-    /// The greenlet that is now current.
+    /// The greenlet that is now current; null if the switch failed (and did not happen).
     new_current: *mut Greenlet,
     /// The greenlet we came from (owned reference), null on failure.
     origin: *mut PyGreenlet,
@@ -51,10 +51,13 @@ struct Switched {
 
 impl Switched {
     const FAILED: Self = Self {
-        status: -1,
         new_current: ptr::null_mut(),
         origin: ptr::null_mut(),
     };
+
+    fn failed(&self) -> bool {
+        self.new_current.is_null()
+    }
 }
 
 enum StubError {
@@ -331,8 +334,8 @@ pub unsafe fn g_switch(this: *mut Greenlet) -> PyResult<*mut PyObject> {
                 if !target_was_me {
                     move_args(target, this);
                 }
-                match g_initialstub(target, mark) {
-                    Ok(r) => break r,
+                match prepare_start(target) {
+                    Ok(run) => break g_initialstub(target, mark, run),
                     Err(StubError::Py) => {
                         (*this).release_args();
                         return Err(PyErrSet);
@@ -350,7 +353,7 @@ pub unsafe fn g_switch(this: *mut Greenlet) -> PyResult<*mut PyObject> {
             target_was_me = false;
         };
         core::hint::black_box(&dummymarker);
-        if err.status < 0 {
+        if err.failed() {
             return Err(switch_failed(this, target, target_was_me, was_initial_stub));
         }
         g_switch_finish(err.new_current, err.origin)
@@ -412,7 +415,6 @@ unsafe fn g_switchstack(this: *mut Greenlet) -> Switched {
         };
         if current == (*this).self_ {
             return Switched {
-                status: 0,
                 new_current: this,
                 origin: xnewref(current),
             };
@@ -442,19 +444,19 @@ unsafe fn g_switchstack(this: *mut Greenlet) -> Switched {
                 ptr::addr_of_mut!((*this).stack),
             )
         };
-        let status = match outcome {
-            Ok(SwitchOutcome::Resumed) => 0,
-            Ok(SwitchOutcome::Started) => 1,
+        match outcome {
+            // A new greenlet starting (in `g_initialstub`) tells itself apart by being
+            // `now`.
+            Ok(SwitchOutcome::Resumed | SwitchOutcome::Started) => {}
             Err(_) => pyo3_ffi::Py_FatalError(
                 c"greenlet: Failed low-level slp_switch(). The stack is probably corrupt.".as_ptr(),
             ),
-        };
+        }
         // Only this greenlet's own locals are valid now; `this` above is whatever we
         // switched to last time. Who is running is in the global.
         let now = SWITCHING.swap(ptr::null_mut(), Ordering::Relaxed);
         let origin = switchstack_success(now);
         Switched {
-            status,
             new_current: now,
             origin,
         }
@@ -477,47 +479,59 @@ unsafe fn switchstack_success(now: *mut Greenlet) -> *mut PyGreenlet {
     }
 }
 
-/// First switch into a greenlet: looks up `run`, sets up its stack bookkeeping below
-/// `mark` (a local of the caller's frame) and switches. In the new greenlet this never
-/// returns; in the starting greenlet it returns when something switches back.
+/// Before a first switch into `this`: looks up its `run` (owned) and checks, after that
+/// lookup (which can run Python code), that the start may still go ahead. Out of line so
+/// that none of this stays in the frames under the new greenlet's stack.
 ///
 /// # Safety
-/// The GIL is held; `this` is an unstarted user greenlet; `mark` is in the caller's frame.
+/// The GIL is held; `this` is an unstarted user greenlet.
 #[inline(never)]
-unsafe fn g_initialstub(this: *mut Greenlet, mark: *mut u8) -> Result<Switched, StubError> {
+unsafe fn prepare_start(this: *mut Greenlet) -> Result<*mut PyObject, StubError> {
     // SAFETY: see the function contract.
     unsafe {
-        let g = globals();
-        let run;
-        {
-            // Keep our own references to the arguments: looking up `run` can run code that
-            // switches into this greenlet and consumes them.
-            let saved_args = xnewref((*this).args);
-            let saved_kwargs = xnewref((*this).kwargs);
-            let drop_saved = || {
-                pyo3_ffi::Py_XDECREF(saved_args);
-                pyo3_ffi::Py_XDECREF(saved_kwargs);
-            };
-            let saved_err = SavedError::fetch();
-            run = pyo3_ffi::PyObject_GetAttr((*this).self_.cast(), g.str_run);
-            if run.is_null() {
-                saved_err.discard();
-                drop_saved();
-                return Err(StubError::Py);
-            }
-            saved_err.restore();
-            if (*this).check_switch_allowed().is_err() {
-                pyo3_ffi::Py_DECREF(run);
-                drop_saved();
-                return Err(StubError::Py);
-            }
-            if (*this).started() {
-                pyo3_ffi::Py_DECREF(run);
-                set_args(this, saved_args, saved_kwargs);
-                return Err(StubError::StartedWhileInPython);
-            }
+        // Keep our own references to the arguments: looking up `run` can run code that
+        // switches into this greenlet and consumes them.
+        let saved_args = xnewref((*this).args);
+        let saved_kwargs = xnewref((*this).kwargs);
+        let drop_saved = || {
+            pyo3_ffi::Py_XDECREF(saved_args);
+            pyo3_ffi::Py_XDECREF(saved_kwargs);
+        };
+        let saved_err = SavedError::fetch();
+        let run = pyo3_ffi::PyObject_GetAttr((*this).self_.cast(), globals().str_run);
+        if run.is_null() {
+            saved_err.discard();
             drop_saved();
+            return Err(StubError::Py);
         }
+        saved_err.restore();
+        if (*this).check_switch_allowed().is_err() {
+            pyo3_ffi::Py_DECREF(run);
+            drop_saved();
+            return Err(StubError::Py);
+        }
+        if (*this).started() {
+            pyo3_ffi::Py_DECREF(run);
+            set_args(this, saved_args, saved_kwargs);
+            return Err(StubError::StartedWhileInPython);
+        }
+        drop_saved();
+        Ok(run)
+    }
+}
+
+/// First switch into a greenlet, whose `run` (owned) [`prepare_start`] found: sets up its
+/// stack bookkeeping below `mark` (a local of the caller's frame) and switches. In the new
+/// greenlet this never returns; in the starting greenlet it returns when something
+/// switches back.
+///
+/// # Safety
+/// The GIL is held; `this` is an unstarted user greenlet; `mark` is in the caller's frame;
+/// no Python code ran since `prepare_start`.
+#[inline(never)]
+unsafe fn g_initialstub(this: *mut Greenlet, mark: *mut u8, run: *mut PyObject) -> Switched {
+    // SAFETY: see the function contract.
+    unsafe {
         // From here on nothing may run Python code before the switch.
         // Before 3.13 the new greenlet needs a `_PyCFrame` of its own, on its own stack.
         #[cfg(not(Py_3_13))]
@@ -528,7 +542,7 @@ unsafe fn g_initialstub(this: *mut Greenlet, mark: *mut u8) -> Result<Switched, 
             Ok(s) => s,
             Err(PyErrSet) => {
                 pyo3_ffi::Py_DECREF(run);
-                return Err(StubError::Py);
+                return Switched::FAILED;
             }
         };
         let current = (*state).current;
@@ -540,13 +554,14 @@ unsafe fn g_initialstub(this: *mut Greenlet, mark: *mut u8) -> Result<Switched, 
             crate::util::replace_owned(main_greenlet, xnewref((*state).main_greenlet));
         }
         let err = g_switchstack(this);
-        if err.status == 1 {
-            // We are the new greenlet, running on the stack below `mark`.
+        if err.new_current == this {
+            // We are the new greenlet, running on the stack below `mark`. (The starting
+            // greenlet, when it resumes here, is another live greenlet.)
             inner_bootstrap(err.new_current, err.origin, run);
         }
         #[cfg(not(Py_3_13))]
         core::hint::black_box(&mut cframe);
-        if err.status < 0 {
+        if err.failed() {
             // The start failed: back to "never started".
             (*this).stack = greenlet_core::StackState::unstarted();
             (*this).python.did_finish(ptr::null_mut());
@@ -556,7 +571,7 @@ unsafe fn g_initialstub(this: *mut Greenlet, mark: *mut u8) -> Result<Switched, 
             pyo3_ffi::Py_DECREF(run);
         }
         // Otherwise the new greenlet took over the reference to `run`.
-        Ok(err)
+        err
     }
 }
 
