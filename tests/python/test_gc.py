@@ -256,6 +256,27 @@ def test_unstarted_greenlet_references_are_visible_to_gc():
     assert any(x is g.__dict__ for x in referents)
 
 
+def test_suspended_greenlet_references_are_visible_to_gc():
+    # What a traversal of a suspended greenlet visits: its parent and main
+    # greenlet, its run callable (held while it runs), its saved context.
+    # Before 3.15 a suspended greenlet is not a GC object (tp_is_gc), so
+    # gc.get_referents() skips it, as with upstream; gc.get_referrers() walks
+    # every tracked container's tp_traverse and shows what it visits.
+    import contextvars
+
+    def run():
+        getcurrent().parent.switch()
+
+    ctx = contextvars.Context()
+    g = RawGreenlet(run)
+    g.switch()
+    g.gr_context = ctx
+    for held in (run, ctx, getcurrent()):
+        assert any(r is g for r in gc.get_referrers(held)), held
+    g.switch()
+    assert g.dead
+
+
 def test_gc_collect_inside_greenlet():
     main = getcurrent()
 
