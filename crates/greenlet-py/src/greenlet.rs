@@ -59,8 +59,9 @@ pub enum Kind {
 
 /// Laid out (`repr(C)`) so that what the garbage collector reads on every traversal
 /// (`kind`'s references, the exception state, `python`'s context) fills the first 64
-/// bytes (3.11+): with 100,000 suspended greenlets a full collection is bound by cache misses on
-/// these objects, and one line instead of several halves its time (12.4 -> 6.5 ms).
+/// bytes (3.11+): with 100,000 suspended greenlets a full collection is bound by cache
+/// misses on these objects, and one line instead of several halves its time (12.4 ->
+/// 6.5 ms).
 #[repr(C)]
 pub struct Greenlet {
     pub kind: Kind,
