@@ -7,10 +7,6 @@ use pyo3_ffi::{PyObject, visitproc};
 use std::ffi::c_void;
 
 /// What a suspended greenlet had in `tstate->exc_info` / `tstate->exc_state`.
-///
-/// `repr(C)`, so that its size and place in [`crate::greenlet::Greenlet`] are what that
-/// type's layout counts on.
-#[repr(C)]
 pub struct ExceptionState {
     /// Top of the greenlet's handled-exception stack; null for a fresh greenlet.
     exc_info: *mut ErrStackItem,

@@ -75,6 +75,12 @@ pub struct Greenlet {
     pub kwargs: *mut PyObject,
 }
 
+// The collector's fields fit the first 64 bytes (see [`Greenlet`]); `python` starts with
+// its context. (On 3.10 the exception state holds three objects and the context moves to
+// the second line.)
+#[cfg(Py_3_11)]
+const _: () = assert!(core::mem::offset_of!(Greenlet, python) <= 56);
+
 /// Number of live main greenlets (a test hook: `get_total_main_greenlets`).
 pub static TOTAL_MAIN_GREENLETS: core::sync::atomic::AtomicIsize =
     core::sync::atomic::AtomicIsize::new(0);
@@ -637,8 +643,3 @@ impl Drop for Greenlet {
         }
     }
 }
-// The collector's fields fit the first 64 bytes (see [`Greenlet`]); `python` starts with
-// its context. (On 3.10 the exception state holds three objects and the context moves to
-// the second line.)
-#[cfg(Py_3_11)]
-const _: () = assert!(core::mem::offset_of!(Greenlet, python) <= 56);
