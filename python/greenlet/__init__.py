@@ -6,7 +6,7 @@ module is written in Rust. Its Python API, C API (``greenlet.h`` and ``_C_API``)
 object layout are those of greenlet 3.5.
 """
 
-__version__ = "3.6.0"
+__version__ = "3.5.6.post1"
 
 #: Tells this implementation apart from the upstream C++ one.
 __implementation__ = "greenlet-rs"
