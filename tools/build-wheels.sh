@@ -1,24 +1,67 @@
 #!/usr/bin/env bash
-# Builds one wheel per CPython into dist/ with a single maturin call:
+# Builds one manylinux wheel per CPython into dist/:
 #
-#   tools/build-wheels.sh                       # the interpreters `make test` uses
+#   tools/build-wheels.sh                       # cp310 ... cp315
 #   PYTHONS="3.11 debian-3.14" tools/build-wheels.sh
 #
 # Interpreters are named as for tools/test.sh (X.Y from pyenv, debian-X.Y from
-# ../shared/tools/get-cpython, or a path). maturin is installed into a venv under
-# ~/.cache/greenlet-rs/ on first use.
+# ../shared/tools/get-cpython, or a path). One that is not there is skipped, and
+# the skipped ones are listed at the end; no interpreter at all is an error.
+# maturin and auditwheel are installed into a venv under ~/.cache/greenlet-rs/.
+#
+# The wheels are tagged manylinux_2_28_x86_64 (glibc 2.28 or newer), checked by
+# maturin while tagging and by `auditwheel show` after, whatever glibc this host
+# has. A plain link here would bind the extension to the host glibc's newest
+# symbol versions (Rust's std asks for stat64/fstat64@GLIBC_2.33, pthread_key_*
+# @GLIBC_2.34, gettid@GLIBC_2.30 on Debian 12). So it is linked against a sysroot
+# instead (cached under ~/.cache/greenlet-rs/):
+#
+#   * libc6, libc6-dev and libgcc-s1 of an older Debian release ($SYSROOT_SUITE,
+#     default bullseye: glibc 2.31), fetched with `apt-get download` through a
+#     private apt configuration (lists, cache and an empty dpkg status of its own;
+#     the mirror is the Debian one of this machine's apt sources, the Release
+#     files are checked with the system's Debian archive keyring) and unpacked
+#     with `dpkg-deb -x`. Nothing of the system's apt or dpkg state changes.
+#   * Its shared libraries (libc.so.6, libpthread.so.0, libm.so.6, ...) are
+#     replaced by link stubs: the same soname and symbols, each symbol carrying
+#     its newest version up to GLIBC_$GLIBC_MAX (2.28); newer symbols are left
+#     out. Only the linker sees them; the wheel runs on the real glibc. A weak
+#     reference to a left-out symbol (std's gettid) stays unversioned, and
+#     std falls back to the syscall when the running glibc lacks it.
+#   * The link still runs through the host's gcc and rust-lld, with libgcc_s
+#     (the system unwinder, which C++ exceptions unwinding through greenlet
+#     frames need) taken from the sysroot. Nothing of Zig's is used.
+#
+# Knobs: PYTHONS, SYSROOT_SUITE, GLIBC_MAX (the manylinux tag follows it),
+# SYSROOT_MIRROR (a Debian mirror URL, when the apt sources name none).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PYTHONS="${PYTHONS:-3.10 3.11 3.12 3.13 debian-3.14 debian-3.15}"
 PYENV_ROOT="${PYENV_ROOT:-$HOME/.pyenv}"
 CACHE="${GREENLET_RS_CACHE:-$HOME/.cache/greenlet-rs}"
+SYSROOT_SUITE="${SYSROOT_SUITE:-bullseye}"
+GLIBC_MAX="${GLIBC_MAX:-2.28}"
+TAG="manylinux_${GLIBC_MAX/./_}"
+GET_CPYTHON="$ROOT/../shared/tools/get-cpython"
 
+say() { echo "build-wheels: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+[ "$(uname -m)" = x86_64 ] || die "only x86_64 hosts are supported (this is $(uname -m))"
+for tool in apt-get apt-config dpkg-deb readelf gcc python3; do
+    command -v "$tool" >/dev/null || die "'$tool' is needed"
+done
+
+# Interpreter for a name, or nothing if it is not on this machine.
 resolve() {
     local want="$1" cand
     case "$want" in
-    debian-*) "$ROOT/../shared/tools/get-cpython" "${want#debian-}" | tail -n 1 ;;
-    */*) echo "$want" ;;
+    debian-*)
+        [ -x "$GET_CPYTHON" ] || return 0
+        "$GET_CPYTHON" "${want#debian-}" | tail -n 1
+        ;;
+    */*) [ -x "$want" ] && echo "$want" ;;
     *)
         for cand in $(ls -d "$PYENV_ROOT"/versions/"$want".* 2>/dev/null | sort -V -r); do
             if [[ "$(basename "$cand")" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
@@ -26,21 +69,196 @@ resolve() {
                 return
             fi
         done
-        command -v "python$want"
+        command -v "python$want" || true
         ;;
     esac
 }
 
+# ------------------------------------------------------------------ sysroot --
+SYSROOT="$CACHE/sysroot-$SYSROOT_SUITE-glibc$GLIBC_MAX"
+LIBDIR=lib/x86_64-linux-gnu
+
+# Debian mirror from the apt sources: the first non-security, non-updates suite
+# whose Release file says Origin: Debian.
+debian_mirror() {
+    if [ -n "${SYSROOT_MIRROR:-}" ]; then
+        echo "${SYSROOT_MIRROR%/}"
+        return
+    fi
+    apt-get indextargets --format '$(REPO_URI)|$(RELEASE)|$(ORIGIN)' 2>/dev/null |
+        awk -F'|' '$3 == "Debian" && $2 !~ /-/ { sub(/\/$/, "", $1); print $1; exit }'
+}
+
+# Writes a link stub of the shared library $1 to $2 (see the header).
+make_link_stub() {
+    python3 - "$1" "$2" "$GLIBC_MAX" <<'PY'
+import re, subprocess, sys
+
+real, out, cap = sys.argv[1], sys.argv[2], sys.argv[3]
+
+
+def run(*cmd):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+def glibc_version(name):
+    m = re.fullmatch(r"GLIBC_(\d+(?:\.\d+)+)", name)
+    return tuple(int(p) for p in m[1].split(".")) if m else None
+
+
+cap = glibc_version("GLIBC_" + cap)
+soname = re.search(r"\(SONAME\)\s+Library soname: \[([^]]+)\]", run("readelf", "-d", real))[1]
+versions = sorted({v for v in re.findall(r"Name: (GLIBC_[0-9.]+)", run("readelf", "-V", "-W", real))
+                   if glibc_version(v) <= cap}, key=glibc_version)
+# name -> (version, type, binding, size) of its newest version up to the cap.
+chosen = {}
+for line in run("readelf", "--dyn-syms", "-W", real).splitlines():
+    f = line.split()
+    # Num: Value Size Type Bind Vis Ndx Name@[@]Version
+    if len(f) < 8 or not f[0].endswith(":") or f[6] in ("UND", "ABS") or "@" not in f[7]:
+        continue
+    name, version = f[7].split("@", 1)
+    version = version.lstrip("@")
+    v = glibc_version(version)
+    if v is None or v > cap:
+        continue
+    if name not in chosen or v > glibc_version(chosen[name][0]):
+        chosen[name] = (version, f[3], f[4], int(f[2], 0))
+asm = []
+for name, (version, kind, bind, size) in sorted(chosen.items()):
+    asm.append(f".weak {name}" if bind == "WEAK" else f".globl {name}")
+    if kind in ("FUNC", "IFUNC"):
+        asm += [".text", f".type {name},@function", f"{name}: ret"]
+    elif kind == "TLS":
+        asm += ['.section .tbss,"awT",@nobits', f".type {name},@tls_object",
+                f".size {name},{size}", f"{name}: .zero {max(size, 1)}"]
+    else:
+        asm += [".data", f".type {name},@object", f".size {name},{size}", f"{name}: .zero {max(size, 1)}"]
+script, previous = [], ""
+for version in versions:
+    names = "".join(f" {n};" for n, c in sorted(chosen.items()) if c[0] == version)
+    script.append(f"{version} {{{' global:' + names if names else ''} }}{' ' + previous if previous else ''};")
+    previous = version
+with open(out + ".s", "w") as f:
+    f.write("\n".join(asm) + "\n")
+with open(out + ".map", "w") as f:
+    f.write("\n".join(script) + "\n")
+subprocess.run(["gcc", "-shared", "-nostdlib", "-o", out, out + ".s",
+                "-Wl,--version-script=" + out + ".map", "-Wl,-soname," + soname], check=True)
+print(f"{soname}: {len(chosen)} symbols up to {versions[-1]}")
+PY
+}
+
+make_sysroot() {
+    local work mirror keyring a p lib
+    work="$(mktemp -d "${TMPDIR:-/tmp}/greenlet-sysroot.XXXXXX")"
+    # shellcheck disable=SC2064
+    trap "rm -rf '$work'" EXIT
+    mirror="$(debian_mirror)"
+    [ -n "$mirror" ] || die "no Debian mirror in the apt sources; set SYSROOT_MIRROR"
+    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    [ -r "$keyring" ] || die "$keyring is needed to check the Debian $SYSROOT_SUITE release files"
+    say "making a glibc $GLIBC_MAX link sysroot from Debian $SYSROOT_SUITE ($mirror)"
+    a="$work/apt"
+    mkdir -p "$a/parts" "$a/lists/partial" "$a/cache/archives/partial" "$a/log" "$work/debs" "$work/root"
+    : >"$a/status"
+    echo "deb [signed-by=$keyring] $mirror $SYSROOT_SUITE main" >"$a/sources.list"
+    {
+        # Only the system's Acquire settings (proxies, retries, ...).
+        apt-config dump 2>/dev/null | grep -E '^Acquire::' |
+            grep -vE '^Acquire::(IndexTargets|cdrom|Languages|PDiffs)' || true
+        cat <<EOF
+Dir::Etc::main "/dev/null";
+Dir::Etc::parts "$a/parts";
+Dir::Etc::sourcelist "$a/sources.list";
+Dir::Etc::sourceparts "$a/parts";
+Dir::Etc::preferences "$a/preferences";
+Dir::Etc::preferencesparts "$a/parts";
+Dir::State "$a";
+Dir::State::lists "$a/lists";
+Dir::State::status "$a/status";
+Dir::Cache "$a/cache";
+Dir::Log "$a/log";
+APT::Architecture "amd64";
+APT::Architectures { "amd64"; };
+Acquire::Languages "none";
+Acquire::PDiffs "false";
+EOF
+        if [ "$(id -u)" = 0 ]; then echo 'APT::Sandbox::User "root";'; fi
+    } >"$a/apt.conf"
+    APT_CONFIG="$a/apt.conf" apt-get -q update >"$work/log" 2>&1 ||
+        { cat "$work/log" >&2; die "apt-get update for Debian $SYSROOT_SUITE failed"; }
+    (cd "$work/debs" && APT_CONFIG="$a/apt.conf" apt-get -q download libc6 libc6-dev libgcc-s1) >>"$work/log" 2>&1 ||
+        { cat "$work/log" >&2; die "apt-get download from Debian $SYSROOT_SUITE failed"; }
+    for p in "$work"/debs/*.deb; do
+        dpkg-deb -x "$p" "$work/root"
+        say "  $(dpkg-deb -f "$p" Package Version | paste -sd' ')"
+    done
+    # Absolute symlinks (libpthread.so -> /lib/...) would point into the host.
+    find "$work/root" -type l -lname '/*' | while read -r l; do
+        ln -sfn "$(realpath -m --relative-to="$(dirname "$l")" "$work/root$(readlink "$l")")" "$l"
+    done
+    for lib in libc.so.6 libpthread.so.0 libm.so.6 libdl.so.2 librt.so.1 libutil.so.1; do
+        make_link_stub "$work/root/$LIBDIR/$lib" "$work/$lib" >&2
+        rm -f "$work/root/$LIBDIR/$lib"
+        cp "$work/$lib" "$work/root/$LIBDIR/$lib"
+    done
+    rm -rf "$SYSROOT"
+    mkdir -p "$(dirname "$SYSROOT")"
+    mv "$work/root" "$SYSROOT"
+    echo "Debian $SYSROOT_SUITE, glibc symbols up to $GLIBC_MAX" >"$SYSROOT/.complete"
+    rm -rf "$work"
+    trap - EXIT
+}
+
+[ -f "$SYSROOT/.complete" ] || make_sysroot
+
+# -------------------------------------------------------------------- build --
 tools="$CACHE/maturin-venv"
-if [ ! -x "$tools/bin/maturin" ]; then
-    python3 -m venv "$tools"
-    "$tools/bin/pip" install -q "maturin>=1.16,<2"
+if [ ! -x "$tools/bin/maturin" ] || [ ! -x "$tools/bin/auditwheel" ]; then
+    [ -x "$tools/bin/python" ] || python3 -m venv "$tools"
+    "$tools/bin/pip" install -q --disable-pip-version-check "maturin>=1.16,<2" "auditwheel>=6"
 fi
+
 args=()
+skipped=()
 for want in $PYTHONS; do
-    py="$(resolve "$want")"
-    [ -x "$py" ] || { echo "no interpreter for '$want'" >&2; exit 1; }
-    args+=(-i "$py")
+    py="$(resolve "$want")" || py=""
+    if [ -n "$py" ] && [ -x "$py" ]; then
+        args+=(-i "$py")
+    else
+        skipped+=("$want")
+        say "no interpreter for '$want': skipped"
+    fi
 done
-"$tools/bin/maturin" build --release -o dist "${args[@]}"
-ls -l dist/*.whl
+[ ${#args[@]} -gt 0 ] || die "none of the interpreters in PYTHONS ($PYTHONS) is here"
+
+out="$ROOT/target/wheels-$TAG"
+rm -rf "$out"
+# The linker is pointed at the sysroot first (gcc's own search path starts with
+# the host's /usr/lib/x86_64-linux-gnu, which --sysroot alone does not change).
+# A target dir of its own keeps these link flags out of the everyday builds.
+link=(--sysroot="$SYSROOT" -B"$SYSROOT/usr/$LIBDIR" -L"$SYSROOT/usr/$LIBDIR" -L"$SYSROOT/$LIBDIR")
+flags="${RUSTFLAGS:-}"
+for f in "${link[@]}"; do flags+=" -C link-arg=$f"; done
+RUSTFLAGS="$flags" CARGO_TARGET_DIR="$ROOT/target/$TAG" \
+    "$tools/bin/maturin" build --release --target x86_64-unknown-linux-gnu \
+    --compatibility "$TAG" --auditwheel check -o "$out" "${args[@]}"
+
+mkdir -p dist
+status=0
+for whl in "$out"/*.whl; do
+    echo
+    "$tools/bin/auditwheel" show "$whl" | tee "$out/show.txt"
+    if ! tr '\n' ' ' <"$out/show.txt" | grep -q "platform tag: \"${TAG}_x86_64\""; then
+        say "error: auditwheel does not give $(basename "$whl") the tag ${TAG}_x86_64"
+        status=1
+    fi
+    mv -f "$whl" dist/
+    echo "dist/$(basename "$whl")"
+done
+rm -f "$out/show.txt"
+if [ ${#skipped[@]} -gt 0 ]; then
+    say "skipped (no interpreter): ${skipped[*]}"
+fi
+exit "$status"
