@@ -37,27 +37,27 @@ mirrors! {
         /// `_PyInterpreterFrame`.
         #[mirror(c_type = "_PyInterpreterFrame")]
         pub struct InterpreterFrame {
-            // 3.11 only: the function and its namespaces came first; 3.12 put the code
-            // object and the `previous` link first and kept the function object as
-            // `f_funcobj`.
+            // 3.11 (the frame split, bpo-44590): function, namespaces, code object and
+            // frame object, then the `previous` link.
             #[cfg(not(Py_3_12))] {
                 pub f_func: *mut PyObject,
                 pub f_globals: *mut PyObject,
                 pub f_builtins: *mut PyObject,
                 pub f_locals: *mut PyObject,
-            }
-            // 3.13 generalised the code object to `f_executable` (any executable:
-            // code objects and, for the tier-2 trampolines, other objects).
-            #[cfg(not(Py_3_13))] {
                 pub f_code: *mut PyObject,
-            }
-            #[cfg(not(Py_3_12))] {
                 pub frame_obj: *mut FrameObject,
             }
+            // 3.12 reordered the struct: code object and `previous` link first, then
+            // the function (`f_funcobj`, NULL-able for frames on the C stack), the
+            // namespaces and the frame object.
+            #[cfg(all(Py_3_12, not(Py_3_13)))] {
+                pub f_code: *mut PyObject,
+            }
+            // 3.13: the code object became `f_executable` ("code object or None");
+            // 3.14 holds it, and the function, as a `StackRef`.
             #[cfg(all(Py_3_13, not(Py_3_14)))] {
                 pub f_executable: *mut PyObject,
             }
-            // 3.14: a stack ref (see `StackRef`).
             #[cfg(Py_3_14)] {
                 pub f_executable: StackRef,
             }
@@ -68,7 +68,7 @@ mirrors! {
             #[cfg(Py_3_14)] {
                 pub f_funcobj: StackRef,
             }
-            // 3.12+: the namespaces and the frame object, after the function.
+            // 3.12+: after the function (see the 3.12 note above).
             #[cfg(Py_3_12)] {
                 pub f_globals: *mut PyObject,
                 pub f_builtins: *mut PyObject,

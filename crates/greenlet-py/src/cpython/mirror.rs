@@ -64,8 +64,6 @@ pub struct FieldLayout {
 /// One mirror struct, as the layout check sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct StructLayout {
-    /// The Rust type's name.
-    pub rust_name: &'static str,
     /// How C spells the type in `offsetof`/`sizeof`.
     pub c_type: &'static str,
     /// Its `size_of`.
@@ -134,6 +132,11 @@ macro_rules! mirrors {
             $c [$($grest)*] [$($rest)*]
         );
     };
+    (@group $($other:tt)*) => {
+        compile_error!(
+            "mirrors!: a version group holds `#[mirror(...)] pub struct` items (no nested groups)"
+        );
+    };
 
     // ---- One struct's body. Fields are collected as `[cfg [docs] [why?] name type]`. ----
     (@struct $sc:tt $attrs:tt $spec:tt $name:ident [$($fields:tt)*] [
@@ -167,7 +170,6 @@ macro_rules! mirrors {
         impl $crate::cpython::mirror::Mirror for $name {
             const LAYOUT: $crate::cpython::mirror::StructLayout =
                 $crate::cpython::mirror::StructLayout {
-                    rust_name: stringify!($name),
                     c_type: $crate::cpython::mirror::mirrors!(@c_type $($spec)*),
                     size: $crate::cpython::mirror::mirrors!(@size $name $($spec)*),
                     fields: &[$(
@@ -184,7 +186,8 @@ macro_rules! mirrors {
     (@struct $($other:tt)*) => {
         compile_error!(
             "mirrors!: a struct body holds `pub name: Type` fields (with only doc comments \
-             and `#[unchecked = \"why\"]`) and `#[cfg(...)] { fields }` groups"
+             and `#[unchecked = \"why\"]`) and `#[cfg(...)] { fields }` groups (not nested; \
+             one gate per group, none per field)"
         );
     };
 
@@ -209,9 +212,14 @@ macro_rules! mirrors {
     (@offset $name:ident $f:ident $w:literal) => {
         $crate::cpython::mirror::Check::Unchecked($w)
     };
-
-    (@group $($other:tt)*) => {
-        compile_error!("mirrors!: a version group holds `#[mirror(...)] pub struct` items");
+    (@c_type $($other:tt)*) => {
+        compile_error!("mirrors!: `#[mirror(c_type = \"...\")]` names the C type first")
+    };
+    (@size $($other:tt)*) => {
+        compile_error!(
+            "mirrors!: after `c_type`, `#[mirror(...)]` takes only `size_unchecked = \"why\"` \
+             or `size_unchecked(<cfg predicate>) = \"why\"`"
+        )
     };
 
     // ---- Entry point. ----

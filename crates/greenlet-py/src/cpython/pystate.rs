@@ -26,6 +26,7 @@ mirrors! {
             pub exc_type: *mut PyObject,
         }
         pub exc_value: *mut PyObject,
+        // 3.10 only (as `exc_type`).
         #[cfg(not(Py_3_11))] {
             pub exc_traceback: *mut PyObject,
         }
@@ -46,7 +47,7 @@ mirrors! {
             pub previous: *mut StackChunk,
             pub size: usize,
             pub top: usize,
-            // skipped data: PyObject *data[1] (flexible array, see the size note)
+            // skipped data (PyObject *data[1]): the flexible array, see the size note
         }
     }
 
