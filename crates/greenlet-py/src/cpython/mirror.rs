@@ -79,7 +79,7 @@ pub trait Mirror {
 }
 
 /// The tables of every mirror module: a new file of `cpython/` with a `mirrors!` block
-/// is added here.
+/// is added here (its `LAYOUT` is otherwise unused, which the dead-code lint reports).
 pub const ALL: &[&[StructLayout]] = &[
     pystate::LAYOUT,
     frame::LAYOUT,
@@ -94,8 +94,11 @@ pub const ALL: &[&[StructLayout]] = &[
 macro_rules! mirrors {
     // ---- Items: structs, loose or in version groups. ----
     (@items [$($acc:tt)*]) => {
-        /// This module's mirrors, for `tools/layout-check` (see `cpython::mirror`).
-        pub const LAYOUT: &[$crate::cpython::mirror::StructLayout] = &[$($acc)*];
+        /// This module's mirrors, for `tools/layout-check`. Visible to `cpython` only, so
+        /// that a module left out of [`ALL`](crate::cpython::mirror::ALL) is a dead-code
+        /// warning.
+        pub(in crate::cpython) const LAYOUT: &[$crate::cpython::mirror::StructLayout] =
+            &[$($acc)*];
     };
     (@items [$($acc:tt)*] #[cfg $c:tt] { $($group:tt)* } $($rest:tt)*) => {
         $crate::cpython::mirror::mirrors!(@group [$($acc)*] $c [$($group)*] [$($rest)*]);
