@@ -132,8 +132,8 @@ mirrors! {
             pub f_trace_lines: c_char,
             pub f_trace_opcodes: c_char,
             // 3.13 (PEP 667): `frame.f_locals` became a write-through proxy; the
-            // fast-to-locals flag gave way to storage for extra locals and the cached
-            // `locals()` dict.
+            // fast-to-locals flag gave way to a dict of extra locals and a cache kept
+            // for `PyEval_GetLocals`'s compatibility.
             #[cfg(not(Py_3_13))] {
                 pub f_fast_as_locals: c_char,
             }

@@ -124,18 +124,20 @@ mirrors! {
         pub prev: *mut PyThreadState,
         pub next: *mut PyThreadState,
         pub interp: *mut c_void,
-        // 3.13: the eval-breaker flags moved from the interpreter to each thread (for
-        // free-threading, PEP 703).
+        // 3.13: the eval-breaker word (instrumentation version plus break-out flags) is
+        // kept per thread rather than per interpreter.
         #[cfg(Py_3_13)] {
             pub eval_breaker: usize,
         }
         // 3.12: 3.11's `_initialized`/`_static` ints became the `_status` bit-field
-        // struct (thread-state lifecycle rework for per-interpreter GILs, PEP 684).
+        // struct, which tracks the thread state's whole lifecycle (initialized, bound,
+        // active, finalizing, ...).
         #[cfg(Py_3_12)] {
             /// The `_status` bit-field struct (one `unsigned int` of bits).
             pub _status: c_uint,
         }
-        // 3.14: whether this thread holds the GIL is recorded in the thread state.
+        // 3.14: whether this thread holds the GIL, in a field of its own (to avoid data
+        // races).
         #[cfg(Py_3_14)] {
             pub holds_gil: c_int,
         }
@@ -143,8 +145,8 @@ mirrors! {
         #[cfg(Py_3_15)] {
             pub gil_requested: c_int,
         }
-        // 3.13: how the thread state was created, and its attached/detached/suspended
-        // state (PEP 703 moved attachment into the thread state).
+        // 3.13: how the thread state was created (`_PyThreadState_WHENCE_*`), and its
+        // attached/detached/suspended state (the attach/detach model from PEP 703).
         #[cfg(Py_3_13)] {
             pub _whence: c_int,
             pub state: c_int,
@@ -195,8 +197,8 @@ mirrors! {
         #[cfg(Py_3_13)] {
             pub current_frame: *mut crate::cpython::frame::InterpreterFrame,
         }
-        // 3.15: the base of the frame chain and the sampling profiler's bookmarks, for
-        // out-of-process unwinding.
+        // 3.15: the bottommost sentinel frame (so profilers can tell an unwinding is
+        // complete) and the sampling profiler's bookmarks.
         #[cfg(Py_3_15)] {
             pub base_frame: *mut crate::cpython::frame::InterpreterFrame,
             pub last_profiled_frame: *mut crate::cpython::frame::InterpreterFrame,
@@ -246,8 +248,8 @@ mirrors! {
         #[cfg(Py_3_13)] {
             /// Objects whose deallocation is deferred are chained from here.
             pub delete_later: *mut PyObject,
-            /// 3.13 (PEP 703): tagged pointer to the innermost `PyCriticalSection`
-            /// (present on GIL builds too).
+            /// 3.13 (PEP 703): tagged pointer to the innermost `PyCriticalSection`;
+            /// present, and always zero, on GIL builds.
             pub critical_section: usize,
         }
 
@@ -290,8 +292,8 @@ mirrors! {
         }
         // 3.10 to 3.12 end here.
 
-        // 3.13: the tier-2 executor the thread came from, renamed in 3.14 to the one it
-        // runs (greenlet issue #460 saves and restores it).
+        // Tier-2/JIT executors: 3.13 records the previous one, 3.14 the one running
+        // (greenlet issue #460).
         #[cfg(all(Py_3_13, not(Py_3_14)))] {
             pub previous_executor: *mut PyObject,
         }
@@ -299,7 +301,7 @@ mirrors! {
             /// The JIT/tier-2 executor running in this thread.
             pub current_executor: *mut PyObject,
         }
-        // 3.15: the JIT's side-exit record.
+        // 3.15: JIT-internal side-exit data.
         #[cfg(Py_3_15)] {
             pub jit_exit: *mut c_void,
         }
