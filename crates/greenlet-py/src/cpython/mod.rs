@@ -3,15 +3,17 @@
 //!
 //! `pyo3-ffi` treats `PyThreadState` as opaque, and the fields greenlet needs move in
 //! every minor release. Each file here mirrors one CPython header, with the fields of
-//! every supported minor version (3.10 to 3.15) gated one by one by the `Py_3_x` cfgs
-//! that `pyo3-build-config` emits for the interpreter we build against. The mirrors are
-//! checked against the real headers by `tools/layout-check` (`offsetof` vs
-//! `offset_of!`), and on 3.13+ against the running interpreter's `_Py_DebugOffsets` at
-//! import (`selfcheck.rs`).
+//! every supported minor version (3.10 to 3.15) in version groups, each gated by the
+//! `Py_3_x` cfgs that `pyo3-build-config` emits for the interpreter we build against
+//! and commented with the CPython change behind it. The structs are declared with
+//! `mirrors!` ([`mirror`]), which also lists every field for `tools/layout-check`
+//! (`offsetof` vs `offset_of!` against the real headers); on 3.13+ they are also checked
+//! against the running interpreter's `_Py_DebugOffsets` at import (`selfcheck.rs`).
 
 #[cfg(Py_3_13)]
 pub mod debug_offsets;
 pub mod frame;
+pub mod mirror;
 pub mod pystate;
 
 #[cfg(not(Py_3_10))]
@@ -27,5 +29,5 @@ compile_error!(
 #[cfg(Py_3_16)]
 compile_error!(
     "greenlet-rs mirrors CPython internals up to 3.15; add the 3.16 layouts to src/cpython/ \
-     (and tools/layout-check) first"
+     first (tools/layout-check picks them up)"
 );
