@@ -1,7 +1,7 @@
 //! `greenlet._C_API`: the capsule of 12 pointers that C and Cython clients (gevent among
 //! them) reach through `PyGreenlet_Import()` in `greenlet.h`. The order is ABI.
 
-use crate::globals::globals;
+use crate::globals::{globals, is_greenlet};
 use crate::greenlet::PyGreenlet;
 use crate::greenlet_type;
 use crate::switch;
@@ -10,11 +10,6 @@ use crate::util::{PyErrSet, xnewref};
 use core::ffi::{c_int, c_void};
 use core::ptr;
 use pyo3_ffi::*;
-
-unsafe fn is_greenlet(obj: *mut PyObject) -> bool {
-    // SAFETY: GIL held (caller).
-    unsafe { !obj.is_null() && PyObject_TypeCheck(obj, globals().greenlet_type) != 0 }
-}
 
 /// Slot 3: `PyGreenlet_New(run, parent)`; goes through `tp_new` and `tp_init`.
 unsafe extern "C-unwind" fn capi_new(

@@ -1,6 +1,8 @@
 //! Objects created once at module import and used on hot paths without lookups.
 
 use crate::util::GilCell;
+use crate::util::{PyErrSet, PyResult};
+use core::ffi::c_void;
 use core::ptr;
 use pyo3_ffi::{PyObject, PyTypeObject};
 
@@ -14,6 +16,8 @@ pub struct Globals {
     pub event_throw: *mut PyObject,
     pub empty_tuple: *mut PyObject,
     pub empty_dict: *mut PyObject,
+    /// The C function behind `greenlet.switch` (see [`is_switch_method`]).
+    pub switch_method: *const c_void,
 }
 
 static GLOBALS: GilCell<Globals> = GilCell::new(Globals {
@@ -26,6 +30,7 @@ static GLOBALS: GilCell<Globals> = GilCell::new(Globals {
     event_throw: ptr::null_mut(),
     empty_tuple: ptr::null_mut(),
     empty_dict: ptr::null_mut(),
+    switch_method: ptr::null(),
 });
 
 /// The module globals. They are written once, during module init, and never freed.
@@ -41,4 +46,46 @@ pub fn globals() -> &'static Globals {
 pub unsafe fn globals_mut() -> &'static mut Globals {
     // SAFETY: see the function contract.
     unsafe { &mut *GLOBALS.get() }
+}
+
+/// Whether `obj` (null allowed) is an instance of `greenlet.greenlet` or a subclass. The
+/// one type check of the crate.
+///
+/// # Safety
+/// The GIL is held; `obj` is null or a live object.
+#[inline]
+pub unsafe fn is_greenlet(obj: *mut PyObject) -> bool {
+    // SAFETY: GIL held; `obj` is live (contract) and the type object is immortal.
+    !obj.is_null() && unsafe { pyo3_ffi::PyObject_TypeCheck(obj, globals().greenlet_type) } != 0
+}
+
+/// Raises upstream's `TypeError` unless `obj` is a greenlet.
+///
+/// # Safety
+/// The GIL is held and `obj` is a live object.
+#[inline]
+pub unsafe fn check_greenlet(obj: *mut PyObject) -> PyResult<()> {
+    // SAFETY: forwarded contract.
+    if unsafe { is_greenlet(obj) } {
+        return Ok(());
+    }
+    // SAFETY: GIL held; `obj` is live, so its type and `tp_name` are.
+    unsafe {
+        pyo3_ffi::PyErr_Format(
+            pyo3_ffi::PyExc_TypeError,
+            c"GreenletChecker: Expected any type of greenlet, not %s".as_ptr(),
+            (*pyo3_ffi::Py_TYPE(obj)).tp_name,
+        );
+    }
+    Err(PyErrSet)
+}
+
+/// Whether the C function object `f` is a bound `switch` method of some greenlet.
+///
+/// # Safety
+/// The GIL is held and `f` is a C function object.
+pub unsafe fn is_switch_method(f: *mut PyObject) -> bool {
+    // SAFETY: see the function contract.
+    let func = unsafe { pyo3_ffi::PyCFunction_GetFunction(f) };
+    func.map(|p| p as *const c_void) == Some(globals().switch_method)
 }

@@ -14,20 +14,23 @@
 //!
 //! The C stack itself is switched by the `greenlet-core` crate.
 
-pub mod capi;
+mod capi;
+/// Public only for `tools/layout-check`, which compares these mirrors with the C headers;
+/// not an API.
+#[doc(hidden)]
 pub mod cpython;
 #[cfg(Py_3_11)]
-pub mod datastack;
-pub mod exception_state;
-pub mod globals;
-pub mod greenlet;
-pub mod greenlet_type;
-pub mod module;
-pub mod python_state;
-pub mod selfcheck;
-pub mod switch;
-pub mod thread_state;
-pub mod util;
+mod datastack;
+mod exception_state;
+mod globals;
+mod greenlet;
+mod greenlet_type;
+mod module;
+mod python_state;
+mod selfcheck;
+mod switch;
+mod thread_state;
+mod util;
 
 /// The module's entry point, called by the import system.
 ///

@@ -292,6 +292,7 @@ pub unsafe fn init() -> Result<*mut PyObject, PyErrSet> {
             ptr::null_mut(),
         );
         gm.greenlet_type = greenlet_type::create_type();
+        gm.switch_method = greenlet_type::green_switch_fast as *const core::ffi::c_void;
         if gm.greenlet_type.is_null()
             || gm.greenlet_error.is_null()
             || gm.greenlet_exit.is_null()

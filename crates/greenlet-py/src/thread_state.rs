@@ -362,7 +362,7 @@ unsafe fn drop_stray_main_reference(old_main: *mut PyGreenlet) {
                 let item = pyo3_ffi::PyList_GetItem(refs, 0);
                 let is_switch = pyo3_ffi::PyCFunction_Check(item) != 0
                     && pyo3_ffi::Py_REFCNT(item) == 2
-                    && crate::greenlet_type::is_switch_method(item);
+                    && crate::globals::is_switch_method(item);
                 if is_switch {
                     let function = item;
                     pyo3_ffi::Py_DECREF(refs);
