@@ -2,11 +2,11 @@
 //! them) reach through `PyGreenlet_Import()` in `greenlet.h`. The order is ABI.
 
 use crate::globals::{globals, is_greenlet};
-use crate::greenlet::PyGreenlet;
+use crate::greenlet::{Greenlet, PyGreenlet};
 use crate::greenlet_type;
+use crate::py::{Borrowed, Gil, PyErrSet, PyResult, into_ptr, into_status, opt_into_raw};
 use crate::switch;
 use crate::thread_state;
-use crate::util::{PyErrSet, xnewref};
 use core::ffi::{c_int, c_void};
 use core::ptr;
 use pyo3_ffi::*;
@@ -44,16 +44,17 @@ unsafe extern "C-unwind" fn capi_new(
 /// Called with the GIL held.
 pub unsafe extern "C" fn capi_getcurrent() -> *mut PyGreenlet {
     // SAFETY: C API contract: called with the GIL held.
-    unsafe {
-        if crate::cpython::pystate::is_finalizing() {
-            PyErr_SetString(PyExc_RuntimeError, c"greenlet is being finalized".as_ptr());
-            return ptr::null_mut();
-        }
-        match thread_state::borrow_current() {
-            Ok(c) => xnewref(c),
-            Err(PyErrSet) => ptr::null_mut(),
-        }
+    let py = unsafe { Gil::assume() };
+    if crate::cpython::pystate::is_finalizing() {
+        // SAFETY: `PyExc_RuntimeError` is an exception type.
+        return into_ptr(Err(unsafe {
+            py.raise(PyExc_RuntimeError, c"greenlet is being finalized")
+        }));
     }
+    // SAFETY: the GIL is held.
+    let current = unsafe { thread_state::borrow_current() };
+    // SAFETY: the thread state owns its current greenlet.
+    into_ptr(current.map(|c| unsafe { Borrowed::from_ptr(py, c) }.to_owned()))
 }
 
 /// Slot 5: `PyGreenlet_Throw(g, typ, val, tb)`.
@@ -70,7 +71,7 @@ unsafe extern "C-unwind" fn capi_throw(
             return ptr::null_mut();
         }
         crate::python_state::materialize_frame();
-        match switch::normalize_throw_args(typ, val, tb) {
+        match switch::normalize_throw_args(Gil::assume(), typ, val, tb) {
             Ok((t, v, b)) => switch::throw_into(g, t, v, b),
             Err(PyErrSet) => ptr::null_mut(),
         }
@@ -101,14 +102,28 @@ unsafe extern "C-unwind" fn capi_switch(
 
 /// Slot 7: `PyGreenlet_SetParent(g, parent)`; 0 or -1.
 unsafe extern "C" fn capi_setparent(g: *mut PyGreenlet, parent: *mut PyGreenlet) -> c_int {
-    // SAFETY: C API contract: called with the GIL held; `g` is a greenlet (not checked,
-    // as upstream).
-    unsafe {
-        match (*(*g).pimpl).set_parent(parent.cast()) {
-            Ok(()) => 0,
-            Err(PyErrSet) => -1,
-        }
+    // SAFETY: C API contract: called with the GIL held.
+    let py = unsafe { Gil::assume() };
+    // SAFETY: `g` is a live greenlet (not checked, as upstream); `parent` is null or live.
+    let (this, parent) = unsafe { ((*g).pimpl, Borrowed::from_ptr_opt(py, parent.cast())) };
+    // SAFETY: a live implementation, not borrowed here.
+    into_status(unsafe { Greenlet::set_parent(this, py, parent) })
+}
+
+/// The implementation of `g` if it is a greenlet, else `TypeError` ("bad argument").
+///
+/// # Safety
+/// `g` is null or a live object.
+unsafe fn checked_impl(py: Gil<'_>, g: *mut PyGreenlet) -> PyResult<*mut Greenlet> {
+    // SAFETY: the GIL is held (`py`); `g` is null or live (contract).
+    if !unsafe { is_greenlet(g.cast()) } {
+        // SAFETY: the GIL is held.
+        unsafe { PyErr_BadArgument() };
+        return Err(PyErrSet);
     }
+    let _ = py;
+    // SAFETY: a live greenlet after `tp_new`.
+    Ok(unsafe { (*g).pimpl })
 }
 
 macro_rules! predicate {
@@ -116,13 +131,15 @@ macro_rules! predicate {
         #[doc = $doc]
         unsafe extern "C" fn $name(g: *mut PyGreenlet) -> c_int {
             // SAFETY: C API contract: called with the GIL held.
-            unsafe {
-                if !is_greenlet(g.cast()) {
-                    PyErr_BadArgument();
-                    return -1;
+            let py = unsafe { Gil::assume() };
+            // SAFETY: C API contract: `g` is null or a live object.
+            match unsafe { checked_impl(py, g) } {
+                Ok(this) => {
+                    // SAFETY: a live implementation; a flag read that runs no code.
+                    let $gr = unsafe { &*this };
+                    $e as c_int
                 }
-                let $gr = &*(*g).pimpl;
-                $e as c_int
+                Err(PyErrSet) => -1,
             }
         }
     };
@@ -139,13 +156,14 @@ predicate!(capi_active, "Slot 10: `PyGreenlet_ACTIVE(g)`.", |gr| gr
 /// for a greenlet without a parent.
 unsafe extern "C" fn capi_getparent(g: *mut PyGreenlet) -> *mut PyGreenlet {
     // SAFETY: C API contract: called with the GIL held.
-    unsafe {
-        if !is_greenlet(g.cast()) {
-            PyErr_BadArgument();
-            return ptr::null_mut();
-        }
-        xnewref((*(*g).pimpl).parent())
-    }
+    let py = unsafe { Gil::assume() };
+    // SAFETY: C API contract: `g` is null or a live object.
+    let Ok(this) = (unsafe { checked_impl(py, g) }) else {
+        return ptr::null_mut();
+    };
+    // SAFETY: a live implementation; its parent, if any, is owned by it.
+    let parent = unsafe { Borrowed::from_ptr_opt(py, (*this).parent()) };
+    opt_into_raw(parent.map(Borrowed::to_owned))
 }
 
 /// Builds the capsule. The table is leaked: the capsule has no destructor and clients

@@ -76,17 +76,12 @@ impl ExceptionState {
         0
     }
 
-    /// Drops the references held by the saved base item.
-    ///
-    /// # Safety
-    /// The GIL is held.
-    pub unsafe fn clear(&mut self) {
+    /// Takes out the references held by the saved base item, for
+    /// [`ClearedExceptions::release`] once no borrow of the owner is live.
+    pub fn take_for_clear(&mut self) -> ClearedExceptions {
         let objs = self.owned_objects();
         self.clear_without_decref();
-        for obj in objs {
-            // SAFETY: references owned by the saved state, now forgotten.
-            unsafe { pyo3_ffi::Py_XDECREF(obj) };
-        }
+        ClearedExceptions(objs)
     }
 
     fn owned_objects(&self) -> [*mut PyObject; 3] {
@@ -101,6 +96,24 @@ impl ExceptionState {
                 self.exc_state.exc_value,
                 self.exc_state.exc_traceback,
             ]
+        }
+    }
+}
+
+/// References taken out of an [`ExceptionState`] by [`ExceptionState::take_for_clear`].
+#[must_use = "the references are only released by `release`"]
+pub struct ClearedExceptions([*mut PyObject; 3]);
+
+impl ClearedExceptions {
+    /// Drops the references.
+    ///
+    /// # Safety
+    /// The GIL is held. Dropping may run arbitrary code, so no borrow of the greenlet the
+    /// references came from may be live.
+    pub unsafe fn release(self) {
+        for obj in self.0 {
+            // SAFETY: references owned by the saved state, now forgotten.
+            unsafe { pyo3_ffi::Py_XDECREF(obj) };
         }
     }
 }

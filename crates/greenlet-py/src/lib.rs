@@ -26,6 +26,7 @@ mod globals;
 mod greenlet;
 mod greenlet_type;
 mod module;
+mod py;
 mod python_state;
 mod selfcheck;
 mod switch;

@@ -2,8 +2,9 @@
 
 use crate::globals::{globals, globals_mut};
 use crate::greenlet::TOTAL_MAIN_GREENLETS;
-use crate::thread_state::{self, CLOCKS_USED_DOING_GC};
-use crate::util::{PyErrSet, xnewref};
+use crate::py::{Borrowed, Gil, Owned, PyErrSet, PyResult, check_status, check_success, into_ptr};
+use crate::thread_state::{self, CLOCKS_USED_DOING_GC, ThreadState};
+use crate::util::xnewref;
 use crate::{capi, greenlet_type};
 use core::ffi::{CStr, c_int};
 use core::ptr;
@@ -33,126 +34,112 @@ unsafe extern "C" fn mod_getcurrent(
     }
 }
 
-unsafe extern "C" fn mod_settrace(_m: *mut PyObject, args: *mut PyObject) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        let mut tracefunc: *mut PyObject = ptr::null_mut();
-        if PyArg_ParseTuple(args, c"O".as_ptr(), &mut tracefunc) == 0 {
-            return ptr::null_mut();
+/// Defines a module function (`PyCFunction`) whose body sees the token `$py` and the
+/// argument `$arg` (the args tuple, the single `METH_O` argument, or null) and returns a
+/// new reference.
+macro_rules! module_fn {
+    ($name:ident, |$py:ident, $arg:ident| $body:block) => {
+        unsafe extern "C" fn $name(_module: *mut PyObject, arg: *mut PyObject) -> *mut PyObject {
+            fn body<'py>($py: Gil<'py>, $arg: *mut PyObject) -> PyResult<Owned<'py>> {
+                $body
+            }
+            // SAFETY: CPython calls module functions with the GIL held.
+            let py = unsafe { Gil::assume() };
+            into_ptr(body(py, arg))
         }
-        let Ok(state) = thread_state::current() else {
-            return ptr::null_mut();
-        };
-        let previous = (*state).tracefunc;
-        let previous = if previous.is_null() {
-            xnewref(Py_None())
-        } else {
-            xnewref(previous)
-        };
-        (*state).set_tracefunc(tracefunc);
-        previous
+    };
+}
+
+/// A new `int` (`$make` is a `PyLong_From*` call).
+macro_rules! new_int {
+    ($py:expr, $make:expr) => {
+        // SAFETY: the GIL is held (`$py` proves it); a `PyLong_From*` call.
+        unsafe { Owned::from_raw($py, $make) }
+    };
+}
+
+module_fn!(mod_settrace, |py, args| {
+    let mut tracefunc: *mut PyObject = ptr::null_mut();
+    // SAFETY: the GIL is held; `args` is the arguments tuple; one borrowed out-value.
+    check_success(unsafe { PyArg_ParseTuple(args, c"O".as_ptr(), &mut tracefunc) })?;
+    // SAFETY: the GIL is held.
+    let state = unsafe { thread_state::current()? };
+    // SAFETY: this thread's state is live; its trace function, if any, is owned by it.
+    let previous = unsafe { Borrowed::from_ptr_opt(py, (*state).tracefunc) }
+        .unwrap_or(py.none())
+        .to_owned();
+    // SAFETY: the GIL is held; the state is live and not otherwise borrowed.
+    unsafe { ThreadState::set_tracefunc(state, tracefunc) };
+    Ok(previous)
+});
+
+module_fn!(mod_gettrace, |py, _unused| {
+    // SAFETY: the GIL is held.
+    let state = unsafe { thread_state::current()? };
+    // SAFETY: this thread's state is live; its trace function, if any, is owned by it.
+    let f = unsafe { Borrowed::from_ptr_opt(py, (*state).tracefunc) };
+    Ok(f.unwrap_or(py.none()).to_owned())
+});
+
+module_fn!(mod_set_thread_local, |py, args| {
+    let mut key: *mut PyObject = ptr::null_mut();
+    let mut value: *mut PyObject = ptr::null_mut();
+    // SAFETY: the GIL is held; `args` is the arguments tuple; borrowed out-values.
+    check_success(unsafe { PyArg_ParseTuple(args, c"OO".as_ptr(), &mut key, &mut value) })?;
+    // SAFETY: the GIL is held; a borrowed dict, or null with an exception set.
+    let dict = unsafe { PyThreadState_GetDict() };
+    if dict.is_null() {
+        return Err(PyErrSet);
     }
-}
+    // SAFETY: the GIL is held; all three objects are live.
+    check_status(unsafe { PyDict_SetItem(dict, key, value) })?;
+    Ok(py.none().to_owned())
+});
 
-unsafe extern "C" fn mod_gettrace(_m: *mut PyObject, _a: *mut PyObject) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        let Ok(state) = thread_state::current() else {
-            return ptr::null_mut();
-        };
-        let f = (*state).tracefunc;
-        xnewref(if f.is_null() { Py_None() } else { f })
+module_fn!(mod_get_pending_cleanup_count, |py, _unused| {
+    new_int!(py, PyLong_FromSize_t(thread_state::pending_cleanup_count()))
+});
+
+module_fn!(mod_get_total_main_greenlets, |py, _unused| {
+    let n = TOTAL_MAIN_GREENLETS.load(Ordering::Relaxed) as Py_ssize_t;
+    new_int!(py, PyLong_FromSsize_t(n))
+});
+
+module_fn!(mod_get_clocks_used_doing_optional_cleanup, |py, _unused| {
+    let clocks = CLOCKS_USED_DOING_GC.load(Ordering::Relaxed);
+    if clocks == -1 {
+        return Ok(py.none().to_owned());
     }
-}
+    new_int!(py, PyLong_FromLongLong(clocks))
+});
 
-unsafe extern "C" fn mod_set_thread_local(_m: *mut PyObject, args: *mut PyObject) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        let mut key: *mut PyObject = ptr::null_mut();
-        let mut value: *mut PyObject = ptr::null_mut();
-        if PyArg_ParseTuple(args, c"OO".as_ptr(), &mut key, &mut value) == 0 {
-            return ptr::null_mut();
-        }
-        let dict = PyThreadState_GetDict();
-        if dict.is_null() || PyDict_SetItem(dict, key, value) < 0 {
-            return ptr::null_mut();
-        }
-        xnewref(Py_None())
+module_fn!(mod_enable_optional_cleanup, |py, flag| {
+    // SAFETY: the GIL is held; `flag` is the live `METH_O` argument.
+    let truth = check_status(unsafe { PyObject_IsTrue(flag) })?;
+    if truth != 0 {
+        // Re-enabling keeps an existing count.
+        let _ = CLOCKS_USED_DOING_GC.compare_exchange(-1, 0, Ordering::Relaxed, Ordering::Relaxed);
+    } else {
+        CLOCKS_USED_DOING_GC.store(-1, Ordering::Relaxed);
     }
-}
-
-unsafe extern "C" fn mod_get_pending_cleanup_count(
-    _m: *mut PyObject,
-    _a: *mut PyObject,
-) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe { PyLong_FromSize_t(thread_state::pending_cleanup_count()) }
-}
-
-unsafe extern "C" fn mod_get_total_main_greenlets(
-    _m: *mut PyObject,
-    _a: *mut PyObject,
-) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe { PyLong_FromSsize_t(TOTAL_MAIN_GREENLETS.load(Ordering::Relaxed) as Py_ssize_t) }
-}
-
-unsafe extern "C" fn mod_get_clocks_used_doing_optional_cleanup(
-    _m: *mut PyObject,
-    _a: *mut PyObject,
-) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        let clocks = CLOCKS_USED_DOING_GC.load(Ordering::Relaxed);
-        if clocks == -1 {
-            return xnewref(Py_None());
-        }
-        PyLong_FromLongLong(clocks)
-    }
-}
-
-unsafe extern "C" fn mod_enable_optional_cleanup(
-    _m: *mut PyObject,
-    flag: *mut PyObject,
-) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        let truth = PyObject_IsTrue(flag);
-        if truth < 0 {
-            return ptr::null_mut();
-        }
-        if truth != 0 {
-            // Re-enabling keeps an existing count.
-            let _ =
-                CLOCKS_USED_DOING_GC.compare_exchange(-1, 0, Ordering::Relaxed, Ordering::Relaxed);
-        } else {
-            CLOCKS_USED_DOING_GC.store(-1, Ordering::Relaxed);
-        }
-        xnewref(Py_None())
-    }
-}
+    Ok(py.none().to_owned())
+});
 
 #[cfg(not(Py_3_13))]
-unsafe extern "C" fn mod_get_tstate_trash_delete_nesting(
-    _m: *mut PyObject,
-    _a: *mut PyObject,
-) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        PyLong_FromLong(
-            crate::python_state::trash_delete_nesting(crate::cpython::pystate::tstate()) as _,
-        )
-    }
-}
+module_fn!(mod_get_tstate_trash_delete_nesting, |py, _unused| {
+    // SAFETY: the current thread state is live.
+    let nesting =
+        unsafe { crate::python_state::trash_delete_nesting(crate::cpython::pystate::tstate()) };
+    new_int!(py, PyLong_FromLong(nesting as _))
+});
 
 #[cfg(Py_3_11)]
-unsafe extern "C" fn mod_cached_data_stack_chunks(
-    _m: *mut PyObject,
-    _a: *mut PyObject,
-) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe { PyLong_FromSize_t(crate::datastack::cached_chunk_count()) }
-}
+module_fn!(mod_cached_data_stack_chunks, |py, _unused| {
+    new_int!(
+        py,
+        PyLong_FromSize_t(crate::datastack::cached_chunk_count())
+    )
+});
 
 fn method(name: &'static CStr, f: PyCFunction, flags: c_int, doc: &'static CStr) -> PyMethodDef {
     PyMethodDef {
@@ -235,17 +222,21 @@ fn module_methods() -> *mut PyMethodDef {
     Box::leak(v.into_boxed_slice()).as_mut_ptr()
 }
 
-/// Adds `value` (a new reference, stolen) to the module.
-unsafe fn add(module: *mut PyObject, name: &CStr, value: *mut PyObject) -> Result<(), PyErrSet> {
-    // SAFETY: GIL held (module init).
-    unsafe {
-        if value.is_null() {
-            return Err(PyErrSet);
-        }
-        let r = PyModule_AddObjectRef(module, name.as_ptr(), value);
-        Py_DECREF(value);
-        if r < 0 { Err(PyErrSet) } else { Ok(()) }
-    }
+/// Adds `value` (a new reference, or null with an exception set) to the module.
+///
+/// # Safety
+/// `module` is the module being initialised.
+unsafe fn add(
+    py: Gil<'_>,
+    module: *mut PyObject,
+    name: &CStr,
+    value: *mut PyObject,
+) -> PyResult<()> {
+    // SAFETY: `value` is a new reference or null (contract).
+    let value = unsafe { Owned::from_raw(py, value)? };
+    // SAFETY: the GIL is held; the module is live; the function takes its own reference.
+    check_status(unsafe { PyModule_AddObjectRef(module, name.as_ptr(), value.as_object()) })?;
+    Ok(())
 }
 
 unsafe fn intern(s: &CStr) -> *mut PyObject {
@@ -258,6 +249,8 @@ unsafe fn intern(s: &CStr) -> *mut PyObject {
 /// # Safety
 /// Called once by the import machinery with the GIL held.
 pub unsafe fn init() -> Result<*mut PyObject, PyErrSet> {
+    // SAFETY: module init, called by the import machinery with the GIL held.
+    let py = unsafe { Gil::assume() };
     // SAFETY: module init, GIL held.
     unsafe {
         crate::selfcheck::check()?;
@@ -302,48 +295,46 @@ pub unsafe fn init() -> Result<*mut PyObject, PyErrSet> {
             return Err(PyErrSet);
         }
         let g = globals();
-        let attr = |name: &CStr| PyObject_GetAttrString(module, name.as_ptr());
+        let attr = |name: &CStr| Owned::from_raw(py, PyObject_GetAttrString(module, name.as_ptr()));
+        let (getcurrent, settrace, gettrace) =
+            (attr(c"getcurrent")?, attr(c"settrace")?, attr(c"gettrace")?);
         let class_attrs = [
-            (c"getcurrent", attr(c"getcurrent")),
+            (c"getcurrent", getcurrent.as_object()),
             (c"error", g.greenlet_error),
             (c"GreenletExit", g.greenlet_exit),
-            (c"settrace", attr(c"settrace")),
-            (c"gettrace", attr(c"gettrace")),
+            (c"settrace", settrace.as_object()),
+            (c"gettrace", gettrace.as_object()),
         ];
         greenlet_type::finish_type(g.greenlet_type, &class_attrs)?;
         gm.unswitchable_type = greenlet_type::create_unswitchable_type(g.greenlet_type);
         if g.unswitchable_type.is_null() {
             return Err(PyErrSet);
         }
-        add(module, c"greenlet", xnewref(g.greenlet_type.cast()))?;
+        add(py, module, c"greenlet", xnewref(g.greenlet_type.cast()))?;
         add(
+            py,
             module,
             c"UnswitchableGreenlet",
             xnewref(g.unswitchable_type.cast()),
         )?;
-        add(module, c"error", xnewref(g.greenlet_error))?;
-        add(module, c"GreenletExit", xnewref(g.greenlet_exit))?;
-        add(module, c"GREENLET_USE_GC", PyLong_FromLong(1))?;
-        add(module, c"GREENLET_USE_TRACING", PyLong_FromLong(1))?;
-        add(module, c"GREENLET_USE_CONTEXT_VARS", PyLong_FromLong(1))?;
+        add(py, module, c"error", xnewref(g.greenlet_error))?;
+        add(py, module, c"GreenletExit", xnewref(g.greenlet_exit))?;
+        add(py, module, c"GREENLET_USE_GC", PyLong_FromLong(1))?;
+        add(py, module, c"GREENLET_USE_TRACING", PyLong_FromLong(1))?;
+        add(py, module, c"GREENLET_USE_CONTEXT_VARS", PyLong_FromLong(1))?;
         add(
+            py,
             module,
             c"GREENLET_USE_STANDARD_THREADING",
             PyLong_FromLong(1),
         )?;
         add(
+            py,
             module,
             c"CLOCKS_PER_SEC",
             PyLong_FromLong(thread_state::CLOCKS_PER_SEC as _),
         )?;
-        add(module, c"_C_API", capi::create_capsule())?;
-        for (_, obj) in &class_attrs[..] {
-            // the two `attr()` results are new references; the rest are borrowed globals
-            let _ = obj;
-        }
-        Py_XDECREF(class_attrs[0].1);
-        Py_XDECREF(class_attrs[3].1);
-        Py_XDECREF(class_attrs[4].1);
+        add(py, module, c"_C_API", capi::create_capsule())?;
         Ok(module)
     }
 }

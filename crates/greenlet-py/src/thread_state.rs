@@ -158,7 +158,7 @@ unsafe fn clear_deleteme_list(state: *mut ThreadState, murder: bool) {
         // SAFETY: each entry holds a reference to a live greenlet.
         unsafe {
             if murder {
-                (*(*g).pimpl).murder_in_place();
+                crate::greenlet::Greenlet::murder_in_place((*g).pimpl);
             }
             pyo3_ffi::Py_DECREF(g.cast());
             if !pyo3_ffi::PyErr_Occurred().is_null() {
@@ -183,19 +183,22 @@ impl ThreadState {
         self.deleteme.push(g);
     }
 
-    /// Replaces the trace function (`None` or null clears it).
+    /// Replaces the trace function (`None` or null clears it). The old one is released
+    /// after the write, with no borrow of the state live (its release can run code).
     ///
     /// # Safety
-    /// The GIL is held.
-    pub unsafe fn set_tracefunc(&mut self, func: *mut PyObject) {
+    /// The GIL is held; `this` is a live state; `func` is null or live.
+    pub unsafe fn set_tracefunc(this: *mut Self, func: *mut PyObject) {
         // SAFETY: GIL held.
         let func = if func == unsafe { pyo3_ffi::Py_None() } {
             ptr::null_mut()
         } else {
             func
         };
-        // SAFETY: GIL held; new reference stored, old one dropped.
-        unsafe { crate::util::replace_owned(&mut self.tracefunc, crate::util::xnewref(func)) };
+        // SAFETY: GIL held; new reference stored, old one dropped after the write.
+        unsafe {
+            crate::util::replace_owned(&raw mut (*this).tracefunc, crate::util::xnewref(func))
+        };
     }
 
     /// GC traversal from the main greenlet (which is why the main greenlet itself is not
@@ -284,7 +287,8 @@ extern "C" fn destroy_queued_states(_arg: *mut c_void) -> c_int {
     0
 }
 
-/// Destroys the state of an exited thread.
+/// Destroys the state of an exited thread. Fields are reached through the raw pointer
+/// (no `&mut` to the state): each release below can run code.
 ///
 /// # Safety
 /// The GIL is held; `state` was queued by the exit hook and is not used elsewhere.
@@ -294,23 +298,22 @@ unsafe fn destroy(state: *mut ThreadState) {
         if pyo3_ffi::PyInterpreterState_Head().is_null() {
             return;
         }
-        let st = &mut *state;
-        clear_owned(&mut st.tracefunc);
+        clear_owned(&raw mut (*state).tracefunc);
         if crate::cpython::pystate::is_finalizing() {
-            if !st.current.is_null() {
-                (*(*st.current).pimpl).murder_in_place();
-                clear_owned(&mut st.current);
+            if !(*state).current.is_null() {
+                crate::greenlet::Greenlet::murder_in_place((*(*state).current).pimpl);
+                clear_owned(&raw mut (*state).current);
             }
-            clear_owned(&mut st.main_greenlet);
+            clear_owned(&raw mut (*state).main_greenlet);
             drop(Box::from_raw(state));
             return;
         }
         clear_deleteme_list(state, true);
-        if !st.current.is_null() && st.current == st.main_greenlet {
-            clear_owned(&mut st.current);
-            let old_main = st.main_greenlet;
+        if !(*state).current.is_null() && (*state).current == (*state).main_greenlet {
+            clear_owned(&raw mut (*state).current);
+            let old_main = (*state).main_greenlet;
             let count = pyo3_ffi::Py_REFCNT(old_main.cast());
-            clear_owned(&mut st.main_greenlet);
+            clear_owned(&raw mut (*state).main_greenlet);
             if CLOCKS_USED_DOING_GC.load(Ordering::Relaxed) != -1
                 && count == 2
                 && pyo3_ffi::Py_REFCNT(old_main.cast()) == 1
@@ -318,11 +321,11 @@ unsafe fn destroy(state: *mut ThreadState) {
                 drop_stray_main_reference(old_main);
             }
         }
-        if !st.current.is_null() {
-            (*(*st.current).pimpl).murder_in_place();
-            clear_owned(&mut st.current);
+        if !(*state).current.is_null() {
+            crate::greenlet::Greenlet::murder_in_place((*(*state).current).pimpl);
+            clear_owned(&raw mut (*state).current);
         }
-        clear_owned(&mut st.main_greenlet);
+        clear_owned(&raw mut (*state).main_greenlet);
         if !pyo3_ffi::PyErr_Occurred().is_null() {
             pyo3_ffi::PyErr_WriteUnraisable(ptr::null_mut());
             pyo3_ffi::PyErr_Clear();

@@ -27,11 +27,7 @@ impl<T> GilCell<T> {
     }
 }
 
-/// Marker for "a Python exception is set" (the C convention of returning NULL / -1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PyErrSet;
-
-pub type PyResult<T> = Result<T, PyErrSet>;
+pub use crate::py::{PyErrSet, PyResult};
 
 /// Sets `exc` with a fixed message and returns the error marker.
 ///
@@ -55,14 +51,17 @@ pub unsafe fn xnewref<T>(obj: *mut T) -> *mut T {
 }
 
 /// Replaces `*slot` with `value` (owned) and drops the old reference afterwards, so that
-/// code run by the drop sees a consistent slot.
+/// code run by the drop sees a consistent slot. `slot` is a raw pointer so that no borrow
+/// of the object holding it is live while that code runs (it may reach the same object);
+/// pass `&raw mut object.field`, or `&mut` for a borrow that ends at the call.
 ///
 /// # Safety
-/// The GIL is held; `*slot` is null or an owned reference.
+/// The GIL is held; `slot` is valid and `*slot` is null or an owned reference.
 #[inline]
-pub unsafe fn replace_owned<T>(slot: &mut *mut T, value: *mut T) {
-    let old = core::mem::replace(slot, value);
-    // SAFETY: `old` was owned by the slot.
+pub unsafe fn replace_owned<T>(slot: *mut *mut T, value: *mut T) {
+    // SAFETY: `slot` is valid (contract); the write ends before the release below.
+    let old = unsafe { ptr::replace(slot, value) };
+    // SAFETY: `old` was owned by the slot; the GIL is held.
     unsafe { pyo3_ffi::Py_XDECREF(old.cast()) };
 }
 
@@ -71,7 +70,7 @@ pub unsafe fn replace_owned<T>(slot: &mut *mut T, value: *mut T) {
 /// # Safety
 /// As for [`replace_owned`].
 #[inline]
-pub unsafe fn clear_owned<T>(slot: &mut *mut T) {
+pub unsafe fn clear_owned<T>(slot: *mut *mut T) {
     // SAFETY: forwarded contract.
     unsafe { replace_owned(slot, ptr::null_mut()) }
 }

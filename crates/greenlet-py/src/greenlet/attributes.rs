@@ -1,224 +1,201 @@
 //! The Python-visible attributes of a greenlet that need more than a field read:
 //! `run`, `parent` and `gr_context`, with upstream's checks and messages.
+//!
+//! The setters take the implementation as a raw pointer, not `&mut self`: releasing the
+//! old value can run `__del__`, which can reach this same greenlet again. Each setter
+//! writes the field through a borrow that ends at once and releases the old reference
+//! afterwards, when no reference into the greenlet is live.
 
 use super::{Greenlet, Kind, PyGreenlet};
 use crate::globals::{check_greenlet, globals};
+use crate::py::{Borrowed, Gil, Owned, PyErrSet, PyResult, opt_into_raw};
 use crate::thread_state;
-use crate::util::{PyErrSet, PyResult, replace_owned, set_error, xnewref};
+use core::mem;
 use core::ptr;
-use pyo3_ffi::PyObject;
+
+const NO_RUN_ON_MAIN: &core::ffi::CStr = c"Main greenlets do not have a run attribute.";
 
 impl Greenlet {
     /// The `run` getter.
-    ///
-    /// # Safety
-    /// The GIL is held.
-    pub unsafe fn get_run(&self) -> PyResult<*mut PyObject> {
-        let g = globals();
+    pub fn get_run<'py>(&self, py: Gil<'py>) -> PyResult<Owned<'py>> {
         match self.kind {
-            Kind::Main { .. } => Err(unsafe {
-                // SAFETY: GIL held.
-                set_error(
-                    pyo3_ffi::PyExc_AttributeError,
-                    c"Main greenlets do not have a run attribute.",
-                )
-            }),
+            Kind::Main { .. } => Err(py.attribute_error(NO_RUN_ON_MAIN)),
             Kind::User { run_callable, .. } => {
                 if self.started() || run_callable.is_null() {
-                    // SAFETY: GIL held.
-                    unsafe { pyo3_ffi::PyErr_SetObject(pyo3_ffi::PyExc_AttributeError, g.str_run) };
+                    // SAFETY: the GIL is held (`py`); both objects live for the process.
+                    unsafe {
+                        pyo3_ffi::PyErr_SetObject(pyo3_ffi::PyExc_AttributeError, globals().str_run)
+                    };
                     return Err(PyErrSet);
                 }
-                // SAFETY: GIL held; a new reference for the caller.
-                Ok(unsafe { xnewref(run_callable) })
+                // SAFETY: the field owns a reference, so the object is alive.
+                Ok(unsafe { Borrowed::from_ptr(py, run_callable) }.to_owned())
             }
         }
     }
 
-    /// The `run` setter (`value` null means delete).
+    /// The `run` setter (`None` means delete).
     ///
     /// # Safety
-    /// The GIL is held.
-    pub unsafe fn set_run(&mut self, value: *mut PyObject) -> PyResult<()> {
-        let started = self.started();
-        match &mut self.kind {
-            Kind::Main { .. } => Err(unsafe {
-                // SAFETY: GIL held.
-                set_error(
-                    pyo3_ffi::PyExc_AttributeError,
-                    c"Main greenlets do not have a run attribute.",
-                )
-            }),
-            Kind::User { run_callable, .. } => {
-                if started {
-                    // SAFETY: GIL held.
-                    return Err(unsafe {
-                        set_error(
-                            pyo3_ffi::PyExc_AttributeError,
+    /// `this` points at a live implementation; the caller holds no reference into it.
+    pub unsafe fn set_run(
+        this: *mut Self,
+        py: Gil<'_>,
+        value: Option<Borrowed<'_, '_>>,
+    ) -> PyResult<()> {
+        let old = {
+            // SAFETY: live (contract); the borrow ends with this block, before any code
+            // can run.
+            let me = unsafe { &mut *this };
+            let started = me.started();
+            match &mut me.kind {
+                Kind::Main { .. } => return Err(py.attribute_error(NO_RUN_ON_MAIN)),
+                Kind::User { run_callable, .. } => {
+                    if started {
+                        return Err(py.attribute_error(
                             c"run cannot be set after the start of the greenlet",
-                        )
-                    });
+                        ));
+                    }
+                    mem::replace(run_callable, opt_into_raw(value.map(Borrowed::to_owned)))
                 }
-                // SAFETY: GIL held; we take a new reference.
-                unsafe { replace_owned(run_callable, xnewref(value)) };
-                Ok(())
             }
-        }
+        };
+        // SAFETY: the field owned `old`; released with no borrow of the greenlet live.
+        drop(unsafe { Owned::from_raw_opt(py, old) });
+        Ok(())
     }
 
-    /// The `parent` setter (`value` null means delete).
+    /// The `parent` setter (`None` means delete).
     ///
     /// # Safety
-    /// The GIL is held.
-    pub unsafe fn set_parent(&mut self, value: *mut PyObject) -> PyResult<()> {
-        if value.is_null() {
-            // SAFETY: GIL held.
-            return Err(unsafe {
-                set_error(pyo3_ffi::PyExc_AttributeError, c"can't delete attribute")
-            });
+    /// `this` points at a live implementation; the caller holds no reference into it.
+    pub unsafe fn set_parent(
+        this: *mut Self,
+        py: Gil<'_>,
+        value: Option<Borrowed<'_, '_>>,
+    ) -> PyResult<()> {
+        let Some(value) = value else {
+            return Err(py.attribute_error(c"can't delete attribute"));
+        };
+        // SAFETY: live (contract); a short read.
+        let (is_main, self_) = unsafe { ((*this).is_main(), (*this).self_) };
+        if is_main {
+            return Err(py.attribute_error(c"cannot set the parent of a main greenlet"));
         }
-        if self.is_main() {
-            // SAFETY: GIL held.
-            return Err(unsafe {
-                set_error(
-                    pyo3_ffi::PyExc_AttributeError,
-                    c"cannot set the parent of a main greenlet",
-                )
-            });
-        }
-        // SAFETY: GIL held.
-        unsafe { check_greenlet(value)? };
-        let new_parent: *mut PyGreenlet = value.cast();
+        // SAFETY: the GIL is held and `value` is live.
+        unsafe { check_greenlet(value.as_ptr())? };
+        let new_parent: *mut PyGreenlet = value.as_ptr().cast();
         let mut main_of_new_parent: *mut PyGreenlet = ptr::null_mut();
         let mut p = new_parent;
         while !p.is_null() {
-            if p == self.self_ {
-                // SAFETY: GIL held.
-                return Err(unsafe {
-                    set_error(pyo3_ffi::PyExc_ValueError, c"cyclic parent chain")
-                });
+            if p == self_ {
+                return Err(py.value_error(c"cyclic parent chain"));
             }
-            // SAFETY: `p` is a live greenlet (owned by the chain).
+            // SAFETY: `p` is a live greenlet (each parent is owned by its child).
             let pi = unsafe { &*(*p).pimpl };
             main_of_new_parent = pi.main_greenlet();
             p = pi.parent();
         }
         if main_of_new_parent.is_null() {
-            // SAFETY: GIL held.
-            return Err(unsafe {
-                set_error(
-                    pyo3_ffi::PyExc_ValueError,
-                    c"parent must not be garbage collected",
-                )
-            });
+            return Err(py.value_error(c"parent must not be garbage collected"));
         }
-        let started = self.started();
-        if let Kind::User {
-            parent,
-            main_greenlet,
-            ..
-        } = &mut self.kind
-        {
-            if started && *main_greenlet != main_of_new_parent {
-                // SAFETY: GIL held.
-                return Err(unsafe {
-                    set_error(
-                        pyo3_ffi::PyExc_ValueError,
-                        c"parent cannot be on a different thread",
-                    )
-                });
+        let old = {
+            // SAFETY: live (contract); the borrow ends with this block.
+            let me = unsafe { &mut *this };
+            let started = me.started();
+            match &mut me.kind {
+                Kind::User {
+                    parent,
+                    main_greenlet,
+                    ..
+                } => {
+                    if started && *main_greenlet != main_of_new_parent {
+                        return Err(py.value_error(c"parent cannot be on a different thread"));
+                    }
+                    // SAFETY: `value` is a live greenlet (checked above).
+                    let new = unsafe { Borrowed::from_ptr(py, new_parent) }.to_owned();
+                    mem::replace(parent, new.into_raw())
+                }
+                Kind::Main { .. } => ptr::null_mut(),
             }
-            // SAFETY: GIL held; a new reference to the new parent.
-            unsafe { replace_owned(parent, xnewref(new_parent)) };
-        }
+        };
+        // SAFETY: the field owned `old`; released with no borrow of the greenlet live.
+        drop(unsafe { Owned::from_raw_opt(py, old) });
         Ok(())
     }
 
     /// The `gr_context` getter.
     ///
     /// # Safety
-    /// The GIL is held.
-    pub unsafe fn get_context(&self) -> PyResult<*mut PyObject> {
-        let result = if self.is_currently_running_in_some_thread() {
-            // SAFETY: GIL held.
-            if unsafe { !thread_state::is_current(self.self_)? } {
-                // SAFETY: GIL held.
-                return Err(unsafe {
-                    set_error(
-                        pyo3_ffi::PyExc_ValueError,
-                        c"cannot get context of a greenlet that is running in a different thread",
-                    )
-                });
+    /// `this` points at a live implementation.
+    pub unsafe fn get_context<'py>(this: *const Self, py: Gil<'py>) -> PyResult<Owned<'py>> {
+        // SAFETY: live (contract); short reads only, since `is_current` may run code.
+        let (running, self_) =
+            unsafe { ((*this).is_currently_running_in_some_thread(), (*this).self_) };
+        let result = if running {
+            // SAFETY: the GIL is held.
+            if unsafe { !thread_state::is_current(self_)? } {
+                return Err(py.value_error(
+                    c"cannot get context of a greenlet that is running in a different thread",
+                ));
             }
-            // SAFETY: GIL held; the running greenlet's context is in the thread state.
+            // SAFETY: the running greenlet's context is in the (live) thread state.
             unsafe { (*crate::cpython::pystate::tstate()).context }
         } else {
-            self.python.context()
+            // SAFETY: live (contract).
+            unsafe { (*this).python.context() }
         };
-        let result = if result.is_null() {
-            // SAFETY: the None singleton.
-            unsafe { pyo3_ffi::Py_None() }
-        } else {
-            result
-        };
-        // SAFETY: GIL held.
-        Ok(unsafe { xnewref(result) })
+        // SAFETY: the thread state or the greenlet owns the context, if any.
+        let result = unsafe { Borrowed::from_ptr_opt(py, result) }.unwrap_or(py.none());
+        Ok(result.to_owned())
     }
 
-    /// The `gr_context` setter.
+    /// The `gr_context` setter (`None` means delete).
     ///
     /// # Safety
-    /// The GIL is held.
-    pub unsafe fn set_context(&mut self, given: *mut PyObject) -> PyResult<()> {
-        if given.is_null() {
-            // SAFETY: GIL held.
-            return Err(unsafe {
-                set_error(
-                    pyo3_ffi::PyExc_AttributeError,
-                    c"can't delete context attribute",
-                )
-            });
-        }
-        // SAFETY: GIL held.
-        let given = if given == unsafe { pyo3_ffi::Py_None() } {
-            ptr::null_mut()
-        } else {
-            given
+    /// `this` points at a live implementation; the caller holds no reference into it.
+    pub unsafe fn set_context(
+        this: *mut Self,
+        py: Gil<'_>,
+        given: Option<Borrowed<'_, '_>>,
+    ) -> PyResult<()> {
+        let Some(given) = given else {
+            return Err(py.attribute_error(c"can't delete context attribute"));
         };
-        // SAFETY: GIL held; type check of a live object.
-        if !given.is_null() && unsafe { pyo3_ffi::PyContext_CheckExact(given) } == 0 {
-            // SAFETY: GIL held.
-            return Err(unsafe {
-                set_error(
-                    pyo3_ffi::PyExc_TypeError,
-                    c"greenlet context must be a contextvars.Context or None",
-                )
-            });
-        }
-        if self.is_currently_running_in_some_thread() {
-            // SAFETY: GIL held.
-            if unsafe { !thread_state::is_current(self.self_)? } {
-                // SAFETY: GIL held.
-                return Err(unsafe {
-                    set_error(
-                        pyo3_ffi::PyExc_ValueError,
-                        c"cannot set context of a greenlet that is running in a different thread",
-                    )
-                });
+        let given = (given.as_ptr() != py.none().as_ptr()).then_some(given);
+        if let Some(given) = given {
+            // SAFETY: the GIL is held; a type check of a live object.
+            if unsafe { pyo3_ffi::PyContext_CheckExact(given.as_ptr()) } == 0 {
+                return Err(
+                    py.type_error(c"greenlet context must be a contextvars.Context or None")
+                );
             }
-            // SAFETY: GIL held; we move a new reference into the thread state.
+        }
+        let new = || opt_into_raw(given.map(Borrowed::to_owned));
+        // SAFETY: live (contract); short reads.
+        let (running, self_) =
+            unsafe { ((*this).is_currently_running_in_some_thread(), (*this).self_) };
+        let old = if running {
+            // SAFETY: the GIL is held.
+            if unsafe { !thread_state::is_current(self_)? } {
+                return Err(py.value_error(
+                    c"cannot set context of a greenlet that is running in a different thread",
+                ));
+            }
+            let new = new();
+            // SAFETY: the current thread state is live; the new reference moves into it.
             unsafe {
                 let ts = crate::cpython::pystate::tstate();
-                let old = core::mem::replace(&mut (*ts).context, xnewref(given));
+                let old = mem::replace(&mut (*ts).context, new);
                 (*ts).context_ver = (*ts).context_ver.wrapping_add(1);
-                pyo3_ffi::Py_XDECREF(old);
+                old
             }
         } else {
-            // SAFETY: GIL held.
-            let old = self.python.replace_context(unsafe { xnewref(given) });
-            // SAFETY: the old context was owned.
-            unsafe { pyo3_ffi::Py_XDECREF(old) };
-        }
+            // SAFETY: live (contract); the borrow ends with the statement.
+            unsafe { (*this).python.replace_context(new()) }
+        };
+        // SAFETY: `old` was owned by the slot it was taken from.
+        drop(unsafe { Owned::from_raw_opt(py, old) });
         Ok(())
     }
 }

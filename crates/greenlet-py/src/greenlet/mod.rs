@@ -272,13 +272,14 @@ impl Greenlet {
     /// Drops pending switch arguments.
     ///
     /// # Safety
-    /// The GIL is held.
+    /// The GIL is held; `this` points at a live implementation, and the caller holds no
+    /// reference into it (dropping runs code that may reach it).
     #[inline]
-    pub unsafe fn release_args(&mut self) {
-        // SAFETY: owned references.
+    pub unsafe fn release_args(this: *mut Self) {
+        // SAFETY: owned references, each taken out before it is released.
         unsafe {
-            clear_owned(&mut self.args);
-            clear_owned(&mut self.kwargs);
+            clear_owned(&raw mut (*this).args);
+            clear_owned(&raw mut (*this).kwargs);
         }
     }
 
@@ -339,26 +340,60 @@ impl Greenlet {
     /// it can never run again (its thread is gone, or the interpreter is finalizing).
     ///
     /// # Safety
-    /// The GIL is held and the greenlet is not running.
-    pub unsafe fn deactivate_and_free(&mut self) {
-        if !self.active() {
-            return;
-        }
-        self.stack.reset();
-        // SAFETY: GIL held.
-        unsafe { self.python.clear(true) };
+    /// The GIL is held, the greenlet is not running, `this` points at a live
+    /// implementation, and the caller holds no reference into it.
+    pub unsafe fn deactivate_and_free(this: *mut Self) {
+        let cleared = {
+            // SAFETY: live (contract); the borrow ends with this block, before the
+            // references taken out are released.
+            let me = unsafe { &mut *this };
+            if !me.active() {
+                return;
+            }
+            me.stack.reset();
+            me.python.take_for_clear(true)
+        };
+        // SAFETY: GIL held; no borrow of the greenlet is live.
+        unsafe { cleared.release() };
     }
 
     /// # Safety
-    /// The GIL is held and the greenlet is not running.
-    pub unsafe fn murder_in_place(&mut self) {
-        if let Kind::User { main_greenlet, .. } = &mut self.kind {
-            // SAFETY: owned reference.
-            unsafe { clear_owned(main_greenlet) };
-        }
-        if self.active() {
+    /// As for [`Self::deactivate_and_free`].
+    pub unsafe fn murder_in_place(this: *mut Self) {
+        // SAFETY: live (contract); the field is written before its old value is released.
+        unsafe { Self::clear_user_field(this, UserField::MainGreenlet) };
+        // SAFETY: live (contract); a short read.
+        if unsafe { (*this).active() } {
             // SAFETY: forwarded.
-            unsafe { self.deactivate_and_free() };
+            unsafe { Self::deactivate_and_free(this) };
+        }
+    }
+
+    /// Clears one owned field of a user greenlet through a borrow that ends before the
+    /// old reference is released (a main greenlet has none).
+    ///
+    /// # Safety
+    /// As for [`Self::deactivate_and_free`].
+    #[inline]
+    unsafe fn clear_user_field(this: *mut Self, which: UserField) {
+        let none = (ptr::null_mut(), ptr::null_mut());
+        // SAFETY: live (contract); the borrow of `kind` ends with the statement.
+        let (greenlet, object): (*mut *mut PyGreenlet, *mut *mut PyObject) =
+            match (unsafe { &mut (*this).kind }, which) {
+                (Kind::User { parent, .. }, UserField::Parent) => (parent, none.1),
+                (Kind::User { main_greenlet, .. }, UserField::MainGreenlet) => {
+                    (main_greenlet, none.1)
+                }
+                (Kind::User { run_callable, .. }, UserField::RunCallable) => (none.0, run_callable),
+                (Kind::Main { .. }, _) => return,
+            };
+        // SAFETY: GIL held; the slot is a field of a live greenlet and owns its value.
+        unsafe {
+            if greenlet.is_null() {
+                clear_owned(object);
+            } else {
+                clear_owned(greenlet);
+            }
         }
     }
 
@@ -411,27 +446,33 @@ impl Greenlet {
         }
     }
 
+    /// `tp_clear`: drops every reference the implementation owns, each taken out of its
+    /// field before it is released (code run by a release sees consistent fields).
+    ///
     /// # Safety
-    /// Called from `tp_clear` with the GIL held.
-    pub unsafe fn clear(&mut self) {
-        let own_top_frame = self.was_running_in_dead_thread();
-        // SAFETY: GIL held; owned references.
+    /// As for [`Self::deactivate_and_free`].
+    pub unsafe fn clear(this: *mut Self) {
+        // SAFETY: live (contract); each borrow ends before the references it took out are
+        // released.
         unsafe {
-            self.exception.clear();
-            self.python.clear(own_top_frame);
-            if let Kind::User {
-                parent,
-                main_greenlet,
-                run_callable,
-                ..
-            } = &mut self.kind
-            {
-                clear_owned(parent);
-                clear_owned(main_greenlet);
-                clear_owned(run_callable);
-            }
+            let own_top_frame = (*this).was_running_in_dead_thread();
+            let exception = (*this).exception.take_for_clear();
+            exception.release();
+            let python = (*this).python.take_for_clear(own_top_frame);
+            python.release();
+            Self::clear_user_field(this, UserField::Parent);
+            Self::clear_user_field(this, UserField::MainGreenlet);
+            Self::clear_user_field(this, UserField::RunCallable);
         }
     }
+}
+
+/// The owned fields of [`Kind::User`], for [`Greenlet::clear_user_field`].
+#[derive(Clone, Copy)]
+enum UserField {
+    Parent,
+    MainGreenlet,
+    RunCallable,
 }
 
 impl Drop for Greenlet {

@@ -1,8 +1,8 @@
 //! The type's methods: `switch`, `throw` and `__getstate__`.
 
 use crate::globals::globals;
+use crate::py::{Gil, PyErrSet};
 use crate::switch;
-use crate::util::PyErrSet;
 use core::ptr;
 use pyo3_ffi::*;
 
@@ -47,7 +47,7 @@ pub(super) unsafe extern "C" fn green_throw(
             return ptr::null_mut();
         }
         crate::python_state::materialize_frame();
-        match switch::normalize_throw_args(typ, val, tb) {
+        match switch::normalize_throw_args(Gil::assume(), typ, val, tb) {
             Ok((t, v, b)) => switch::throw_into(slf.cast(), t, v, b),
             Err(PyErrSet) => ptr::null_mut(),
         }

@@ -20,26 +20,16 @@ use methods::*;
 use pyo3_ffi::*;
 use slots::*;
 
+/// The implementation behind the greenlet object `slf`, as a raw pointer: slots read it
+/// through short borrows, and hold none across code that can run Python (which can reach
+/// the same greenlet again).
+///
+/// # Safety
+/// `slf` is a greenlet after `tp_new` (which always sets `pimpl`).
 #[inline(always)]
-unsafe fn pimpl<'a>(slf: *mut PyObject) -> &'a mut Greenlet {
-    // SAFETY: called only on greenlet instances after `tp_new`, which always sets pimpl.
-    unsafe { &mut *(*slf.cast::<PyGreenlet>()).pimpl }
-}
-
-fn to_int(r: PyResult<()>) -> c_int {
-    match r {
-        Ok(()) => 0,
-        Err(PyErrSet) => -1,
-    }
-}
-
-fn to_obj(r: PyResult<*mut PyObject>) -> *mut PyObject {
-    r.unwrap_or(ptr::null_mut())
-}
-
-unsafe fn new_bool(b: bool) -> *mut PyObject {
-    // SAFETY: GIL held (caller).
-    unsafe { PyBool_FromLong(b as _) }
+unsafe fn pimpl(slf: *mut PyObject) -> *mut Greenlet {
+    // SAFETY: a live greenlet object (contract).
+    unsafe { (*slf.cast::<PyGreenlet>()).pimpl }
 }
 
 const GREENLET_DOC: &core::ffi::CStr = c"greenlet(run=None, parent=None) -> greenlet\n\n\

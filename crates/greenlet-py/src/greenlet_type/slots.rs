@@ -2,9 +2,10 @@
 //! collector's (`tp_traverse`, `tp_clear`, `tp_is_gc`), deallocation (which may kill a
 //! suspended greenlet first), `tp_repr` and `nb_bool`.
 
-use super::{pimpl, to_int};
+use super::pimpl;
 use crate::globals::globals;
 use crate::greenlet::{Greenlet, Kind, PyGreenlet};
+use crate::py::{Borrowed, Gil, into_status};
 use crate::switch;
 use crate::thread_state;
 use crate::util::{SavedError, clear_owned, set_refcnt, xnewref};
@@ -150,16 +151,32 @@ pub(super) unsafe extern "C" fn green_vectorcall(
 }
 
 /// Applies the parsed `run` and `parent` arguments (each may be null).
+///
+/// # Safety
+/// The GIL is held; `slf` is a greenlet after `tp_new`; `run` and `parent` are null or
+/// live for the call.
 unsafe fn init_fields(slf: *mut PyObject, run: *mut PyObject, parent: *mut PyObject) -> c_int {
-    // SAFETY: GIL held (caller); `slf` is a greenlet after `tp_new`.
-    unsafe {
-        if !run.is_null() && pimpl(slf).set_run(run).is_err() {
+    // SAFETY: see the function contract.
+    let (py, this) = unsafe { (Gil::assume(), pimpl(slf)) };
+    // SAFETY: as above.
+    let (run, parent) = unsafe {
+        (
+            Borrowed::from_ptr_opt(py, run),
+            Borrowed::from_ptr_opt(py, parent),
+        )
+    };
+    if let Some(run) = run {
+        // SAFETY: a live implementation, not borrowed here.
+        if unsafe { Greenlet::set_run(this, py, Some(run)) }.is_err() {
             return -1;
         }
-        if !parent.is_null() && parent != Py_None() {
-            return to_int(pimpl(slf).set_parent(parent));
+    }
+    match parent {
+        Some(parent) if parent.as_ptr() != py.none().as_ptr() => {
+            // SAFETY: as above.
+            into_status(unsafe { Greenlet::set_parent(this, py, Some(parent)) })
         }
-        0
+        _ => 0,
     }
 }
 
@@ -203,9 +220,9 @@ pub(super) unsafe extern "C" fn green_clear(slf: *mut PyObject) -> c_int {
     // SAFETY: called by the GC with the GIL held.
     unsafe {
         let o: *mut PyGreenlet = slf.cast();
-        clear_owned(&mut (*o).dict);
+        clear_owned(&raw mut (*o).dict);
         if !(*o).pimpl.is_null() {
-            (*(*o).pimpl).clear();
+            Greenlet::clear((*o).pimpl);
         }
         0
     }
@@ -249,7 +266,7 @@ unsafe fn kill_on_dealloc(slf: *mut PyObject) -> bool {
     unsafe {
         let this = (*slf.cast::<PyGreenlet>()).pimpl;
         if crate::cpython::pystate::is_finalizing() {
-            (*this).murder_in_place();
+            Greenlet::murder_in_place(this);
             return true;
         }
         // Temporarily resurrect the object while its code runs.
@@ -274,7 +291,7 @@ unsafe fn kill_on_dealloc(slf: *mut PyObject) -> bool {
         } else if !owner.is_null() {
             (*owner).delete_when_thread_running(slf.cast());
         } else {
-            (*this).deactivate_and_free();
+            Greenlet::deactivate_and_free(this);
         }
         if Py_REFCNT(slf) == 1 && (*this).active() {
             // Not resurrected, yet still alive: complain and leak it.
@@ -329,13 +346,13 @@ pub(crate) unsafe extern "C" fn green_dealloc(slf: *mut PyObject) {
         if !(*o).weakreflist.is_null() {
             PyObject_ClearWeakRefs(slf);
         }
-        clear_owned(&mut (*o).dict);
+        clear_owned(&raw mut (*o).dict);
         if !p.is_null() {
             (*o).pimpl = ptr::null_mut();
             if !(*p).is_main() {
                 (*p).python.did_finish(ptr::null_mut());
             }
-            (*p).clear();
+            Greenlet::clear(p);
             Greenlet::free(p);
         }
         let ty = Py_TYPE(slf);
@@ -350,9 +367,12 @@ pub(crate) unsafe extern "C" fn green_dealloc(slf: *mut PyObject) {
 pub(super) unsafe extern "C" fn green_repr(slf: *mut PyObject) -> *mut PyObject {
     // SAFETY: called by CPython with the GIL held.
     unsafe {
-        let g = pimpl(slf);
+        let this = pimpl(slf);
         let tp_name = (*Py_TYPE(slf)).tp_name;
-        if is_not_dead(g) {
+        let alive = is_not_dead(this);
+        // Nothing below runs Python code (`is_current` finds this thread's state).
+        let g = &*this;
+        if alive {
             let never_started = !g.started() && !g.active();
             let state_in_thread: &core::ffi::CStr = if g.was_running_in_dead_thread() {
                 c" (thread exited)"
@@ -396,16 +416,22 @@ pub(super) unsafe extern "C" fn green_repr(slf: *mut PyObject) -> *mut PyObject 
 }
 
 /// Not dead; frees the state of a greenlet whose thread exited as a side effect.
-pub(super) unsafe fn is_not_dead(g: &mut Greenlet) -> bool {
-    if g.was_running_in_dead_thread() {
-        // SAFETY: GIL held (caller); the greenlet cannot run again.
-        unsafe { g.deactivate_and_free() };
+///
+/// # Safety
+/// The GIL is held; `this` is a live implementation the caller holds no reference into.
+pub(super) unsafe fn is_not_dead(this: *mut Greenlet) -> bool {
+    // SAFETY: live (contract); a short read.
+    if unsafe { (*this).was_running_in_dead_thread() } {
+        // SAFETY: GIL held; the greenlet cannot run again.
+        unsafe { Greenlet::deactivate_and_free(this) };
         return false;
     }
+    // SAFETY: live (contract); a short read.
+    let g = unsafe { &*this };
     g.active() || !g.started()
 }
 
 pub(super) unsafe extern "C" fn green_bool(slf: *mut PyObject) -> c_int {
     // SAFETY: called by CPython with the GIL held.
-    unsafe { pimpl(slf).active() as c_int }
+    unsafe { (*pimpl(slf)).active() as c_int }
 }

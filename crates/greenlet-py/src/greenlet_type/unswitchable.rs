@@ -4,25 +4,34 @@
 #[cfg(not(Py_3_15))]
 use super::slots::green_is_gc;
 use super::slots::{green_clear, green_traverse};
-use super::{leak, new_bool, pimpl, to_int};
-use crate::util::set_error;
+use super::{leak, pimpl};
+use crate::py::{Gil, into_status};
 use core::ffi::{c_int, c_void};
 use core::ptr;
 use pyo3_ffi::*;
 
-unsafe fn force_flag<'a>(slf: *mut PyObject, slp: bool) -> &'a mut bool {
-    // SAFETY: only reached through the UnswitchableGreenlet getsets, on its instances.
-    let hooks = unsafe { &mut pimpl(slf).test_hooks };
-    if slp {
-        &mut hooks.fail_stack_switch
+/// The flag a getset's closure names (null: `force_switch_error`), as a raw pointer.
+///
+/// # Safety
+/// `slf` is a live `UnswitchableGreenlet` after `tp_new`.
+unsafe fn force_flag(slf: *mut PyObject, closure: *mut c_void) -> *mut bool {
+    // SAFETY: a live implementation (contract); no borrow is created.
+    let hooks = unsafe { &raw mut (*pimpl(slf)).test_hooks };
+    if closure.is_null() {
+        // SAFETY: in bounds of the live `hooks`.
+        unsafe { &raw mut (*hooks).fail_switch }
     } else {
-        &mut hooks.fail_switch
+        // SAFETY: as above.
+        unsafe { &raw mut (*hooks).fail_stack_switch }
     }
 }
 
 unsafe extern "C" fn unswitchable_get(slf: *mut PyObject, closure: *mut c_void) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe { new_bool(*force_flag(slf, !closure.is_null())) }
+    // SAFETY: CPython calls a getter with the GIL held.
+    let py = unsafe { Gil::assume() };
+    // SAFETY: only installed on `UnswitchableGreenlet`, called on its live instances.
+    let flag = unsafe { *force_flag(slf, closure) };
+    py.bool(flag).into_raw()
 }
 
 unsafe extern "C" fn unswitchable_set(
@@ -30,24 +39,24 @@ unsafe extern "C" fn unswitchable_set(
     val: *mut PyObject,
     closure: *mut c_void,
 ) -> c_int {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        let slp = !closure.is_null();
-        if val.is_null() {
-            let msg = if slp {
-                c"Cannot delete force_slp_switch_error"
-            } else {
-                c"Cannot delete force_switch_error"
-            };
-            return to_int(Err(set_error(PyExc_AttributeError, msg)));
-        }
-        let truth = PyObject_IsTrue(val);
-        if truth < 0 {
-            return -1;
-        }
-        *force_flag(slf, slp) = truth != 0;
-        0
+    // SAFETY: CPython calls a setter with the GIL held.
+    let py = unsafe { Gil::assume() };
+    if val.is_null() {
+        let msg = if closure.is_null() {
+            c"Cannot delete force_switch_error"
+        } else {
+            c"Cannot delete force_slp_switch_error"
+        };
+        return into_status(Err(py.attribute_error(msg)));
     }
+    // SAFETY: the GIL is held and `val` is live for the call.
+    let truth = unsafe { PyObject_IsTrue(val) };
+    if truth < 0 {
+        return -1;
+    }
+    // SAFETY: as in `unswitchable_get`; the write happens after `__bool__` ran.
+    unsafe { *force_flag(slf, closure) = truth != 0 };
+    0
 }
 
 /// Creates `UnswitchableGreenlet`, a subclass of `base`.

@@ -481,18 +481,34 @@ impl PythonState {
         0
     }
 
-    /// Drops the context and, for a greenlet of a dead thread (`own_top_frame`), the
-    /// references of its frames.
-    ///
-    /// # Safety
-    /// The GIL is held.
-    pub unsafe fn clear(&mut self, own_top_frame: bool) {
+    /// Takes out the context and, for a greenlet of a dead thread (`own_top_frame`), the
+    /// top frame, for [`Cleared::release`] once no borrow of the owner is live.
+    pub fn take_for_clear(&mut self, own_top_frame: bool) -> Cleared {
         let context = core::mem::replace(&mut self.context, ptr::null_mut());
         let frame = if own_top_frame {
             core::mem::replace(&mut self.top_frame, ptr::null_mut())
         } else {
             ptr::null_mut()
         };
+        Cleared { context, frame }
+    }
+}
+
+/// References taken out of a [`PythonState`] by [`PythonState::take_for_clear`].
+#[must_use = "the references are only released by `release`"]
+pub struct Cleared {
+    context: *mut PyObject,
+    frame: *mut PyFrameObject,
+}
+
+impl Cleared {
+    /// Drops the context and (3.15: everything the frames hold) the frame.
+    ///
+    /// # Safety
+    /// The GIL is held. Dropping may run arbitrary code, so no borrow of the greenlet the
+    /// references came from may be live.
+    pub unsafe fn release(self) {
+        let Cleared { context, frame } = self;
         // SAFETY: references we held; dropping them may run arbitrary code, after our
         // fields are already consistent.
         unsafe {

@@ -93,7 +93,7 @@ pub(super) unsafe fn handle_exit(result: *mut PyObject) -> *mut PyObject {
 pub(super) unsafe fn set_args(g: *mut Greenlet, args: *mut PyObject, kwargs: *mut PyObject) {
     // SAFETY: GIL held (caller); `g` is live.
     unsafe {
-        (*g).release_args();
+        Greenlet::release_args(g);
         (*g).args = args;
         (*g).kwargs = kwargs;
     }

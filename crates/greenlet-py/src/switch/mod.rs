@@ -102,14 +102,14 @@ pub(crate) unsafe fn g_switch(this: *mut Greenlet) -> PyResult<*mut PyObject> {
     // by its child.
     unsafe {
         if !(*this).is_main() && !(*this).has_args() && pyo3_ffi::PyErr_Occurred().is_null() {
-            (*this).release_args();
+            Greenlet::release_args(this);
             return Err(set_error(
                 globals().greenlet_error,
                 c"cannot switch with no pending arguments or exception",
             ));
         }
         if let Err(e) = (*this).check_switch_allowed() {
-            (*this).release_args();
+            Greenlet::release_args(this);
             return Err(e);
         }
         let mut dummymarker: usize = 0;
@@ -133,7 +133,7 @@ pub(crate) unsafe fn g_switch(this: *mut Greenlet) -> PyResult<*mut PyObject> {
                 match prepare_start(target) {
                     Ok(run) => break g_initialstub(target, mark, run),
                     Err(StubError::Py) => {
-                        (*this).release_args();
+                        Greenlet::release_args(this);
                         return Err(PyErrSet);
                     }
                     Err(StubError::StartedWhileInPython) => continue,
@@ -181,9 +181,9 @@ unsafe fn switch_failed(
                 },
             );
         }
-        (*this).release_args();
+        Greenlet::release_args(this);
         if !target_was_me {
-            (*target).murder_in_place();
+            Greenlet::murder_in_place(target);
         }
         PyErrSet
     }
@@ -298,7 +298,7 @@ unsafe fn g_switch_finish(this: *mut Greenlet, origin: *mut PyGreenlet) -> PyRes
         pyo3_ffi::Py_XDECREF(origin.cast());
         if failed || !pyo3_ffi::PyErr_Occurred().is_null() {
             pyo3_ffi::Py_XDECREF(result);
-            (*this).release_args();
+            Greenlet::release_args(this);
             return Err(PyErrSet);
         }
         Ok(result)

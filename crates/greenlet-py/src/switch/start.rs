@@ -193,7 +193,7 @@ pub(super) unsafe fn inner_bootstrap(
             result = single_result(pack_args(a, k));
             killed.discard();
         }
-        (*this).release_args();
+        Greenlet::release_args(this);
         (*this).python.did_finish(tstate());
         let mut result = handle_exit(result);
         if let Kind::User {

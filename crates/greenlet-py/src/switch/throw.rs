@@ -5,6 +5,7 @@ use super::args::{handle_exit, set_args, single_result};
 use super::g_switch;
 use crate::globals::globals;
 use crate::greenlet::{Greenlet, Kind, PyGreenlet};
+use crate::py::{Borrowed, Gil, Owned, opt_into_raw};
 use crate::thread_state;
 use crate::util::{PyErrSet, PyResult, set_error, xnewref};
 use core::ptr;
@@ -45,62 +46,65 @@ pub(crate) unsafe fn throw_into(
 /// Normalises `throw()` arguments as upstream does, returning owned pieces.
 ///
 /// # Safety
-/// The GIL is held; arguments are borrowed (null allowed for `val` and `tb`).
+/// `typ` is live; `val` and `tb` are null or live (all borrowed).
 #[allow(
     deprecated,
     reason = "the (type, value, traceback) error API is deprecated from 3.12 but still exact on every version we support, and 3.10/3.11 have nothing else"
 )]
 pub(crate) unsafe fn normalize_throw_args(
+    py: Gil<'_>,
     typ: *mut PyObject,
     val: *mut PyObject,
     tb: *mut PyObject,
 ) -> PyResult<(*mut PyObject, *mut PyObject, *mut PyObject)> {
-    // SAFETY: GIL held; all pointers are live or null.
-    unsafe {
-        let none = pyo3_ffi::Py_None();
-        let mut typ = xnewref(typ);
-        let mut val = xnewref(val);
-        let mut tb = if tb == none {
-            ptr::null_mut()
-        } else {
-            xnewref(tb)
-        };
-        let fail = |t: *mut PyObject, v: *mut PyObject, b: *mut PyObject| {
-            pyo3_ffi::Py_XDECREF(t);
-            pyo3_ffi::Py_XDECREF(v);
-            pyo3_ffi::Py_XDECREF(b);
-            PyErrSet
-        };
-        if !tb.is_null() && pyo3_ffi::PyTraceBack_Check(tb) == 0 {
-            set_error(
-                pyo3_ffi::PyExc_TypeError,
-                c"throw() third argument must be a traceback object",
-            );
-            return Err(fail(typ, val, tb));
-        }
-        if pyo3_ffi::PyExceptionClass_Check(typ) != 0 {
-            pyo3_ffi::PyErr_NormalizeException(&mut typ, &mut val, &mut tb);
-        } else if pyo3_ffi::PyExceptionInstance_Check(typ) != 0 {
-            if !val.is_null() && val != none {
-                set_error(
-                    pyo3_ffi::PyExc_TypeError,
-                    c"instance exception may not have a separate value",
-                );
-                return Err(fail(typ, val, tb));
-            }
-            pyo3_ffi::Py_XDECREF(val);
-            val = typ;
-            typ = xnewref(pyo3_ffi::PyExceptionInstance_Class(val));
-        } else {
-            pyo3_ffi::PyErr_Format(
-                pyo3_ffi::PyExc_TypeError,
-                c"exceptions must be classes, or instances, not %s".as_ptr(),
-                (*pyo3_ffi::Py_TYPE(typ)).tp_name,
-            );
-            return Err(fail(typ, val, tb));
-        }
-        Ok((typ, val, tb))
+    let none = py.none().as_ptr();
+    let tb = if tb == none { ptr::null_mut() } else { tb };
+    // SAFETY: the GIL is held; a type check of a live object.
+    if !tb.is_null() && unsafe { pyo3_ffi::PyTraceBack_Check(tb) } == 0 {
+        return Err(py.type_error(c"throw() third argument must be a traceback object"));
     }
+    // SAFETY: the arguments are null or live for the call (contract).
+    let (typ_ref, val_ref, tb_ref) = unsafe {
+        (
+            Borrowed::from_ptr(py, typ),
+            Borrowed::from_ptr_opt(py, val),
+            Borrowed::from_ptr_opt(py, tb),
+        )
+    };
+    let tb = opt_into_raw(tb_ref.map(Borrowed::to_owned));
+    // SAFETY: the GIL is held; a type check of a live object.
+    if unsafe { pyo3_ffi::PyExceptionClass_Check(typ) } != 0 {
+        let mut typ = typ_ref.to_owned().into_raw();
+        let mut val = opt_into_raw(val_ref.map(Borrowed::to_owned));
+        let mut tb = tb;
+        // SAFETY: the GIL is held; three owned references, replaced in place.
+        unsafe { pyo3_ffi::PyErr_NormalizeException(&mut typ, &mut val, &mut tb) };
+        return Ok((typ, val, tb));
+    }
+    // SAFETY: `tb` was made an owned reference above; released if we fail below.
+    let tb = unsafe { Owned::from_raw_opt(py, tb) };
+    // SAFETY: the GIL is held; a type check of a live object.
+    if unsafe { pyo3_ffi::PyExceptionInstance_Check(typ) } != 0 {
+        if val_ref.is_some_and(|v| v.as_ptr() != none) {
+            return Err(py.type_error(c"instance exception may not have a separate value"));
+        }
+        // SAFETY: an exception instance's class is alive as long as the instance.
+        let class = unsafe { Borrowed::from_ptr(py, pyo3_ffi::PyExceptionInstance_Class(typ)) };
+        return Ok((
+            class.to_owned().into_raw(),
+            typ_ref.to_owned().into_raw(),
+            opt_into_raw(tb),
+        ));
+    }
+    // SAFETY: the GIL is held; `typ` is live, so are its type and `tp_name`.
+    unsafe {
+        pyo3_ffi::PyErr_Format(
+            pyo3_ffi::PyExc_TypeError,
+            c"exceptions must be classes, or instances, not %s".as_ptr(),
+            (*pyo3_ffi::Py_TYPE(typ)).tp_name,
+        );
+    }
+    Err(PyErrSet)
 }
 
 /// Kills a suspended greenlet of the current thread whose last reference went away, by
