@@ -1,16 +1,18 @@
 //! `greenlet._greenlet`: a drop-in, Rust implementation of the extension module of
 //! [greenlet](https://greenlet.readthedocs.io) 3.5.
 //!
-//! Map of the crate:
-//! - [`greenlet`]: the `PyGreenlet` object layout (ABI) and the implementation object
+//! Map of the crate (fuller: `docs/architecture.md`):
+//! - `greenlet/`: the `PyGreenlet` object layout (ABI) and the implementation object
 //!   behind it;
-//! - [`greenlet_type`]: the `greenlet.greenlet` type and its slots;
-//! - [`switch`]: switching, starting, finishing and throwing into greenlets;
-//! - [`thread_state`]: per-thread main/current greenlet, thread-exit cleanup;
-//! - [`python_state`], [`exception_state`]: interpreter state moved on every switch;
-//! - [`cpython`]: per-version mirrors of CPython's internal structs;
-//! - [`capi`]: the `_C_API` capsule of `greenlet.h`;
-//! - [`module`]: module functions and initialisation.
+//! - `greenlet_type/`: the `greenlet.greenlet` type, its slots, properties and methods,
+//!   and the `UnswitchableGreenlet` test double;
+//! - `switch/`: switching, starting, finishing and throwing into greenlets;
+//! - `thread_state`: per-thread main/current greenlet, thread-exit cleanup;
+//! - `python_state/`, `exception_state`: interpreter state moved on every switch;
+//! - `py`: reference ownership and the GIL as types (`Gil`, `Owned`, `Borrowed`);
+//! - `cpython/`: per-version mirrors of CPython's internal structs;
+//! - `capi`: the `_C_API` capsule of `greenlet.h`;
+//! - `module`: module functions and initialisation.
 //!
 //! The C stack itself is switched by the `greenlet-core` crate.
 

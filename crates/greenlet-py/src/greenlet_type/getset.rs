@@ -2,7 +2,7 @@
 //! `gr_context`, `dead` and `_stack_saved`.
 //!
 //! Each C entry point only makes the [`Gil`] token and borrows its arguments; the body
-//! is a safe function of those (see [`getter!`] and [`setter!`]).
+//! is a safe function of those (see `getter!` and `setter!` below).
 
 use super::pimpl;
 use super::slots::is_not_dead;

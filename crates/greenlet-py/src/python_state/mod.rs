@@ -227,7 +227,7 @@ impl PythonState {
         }
     }
 
-    /// Moves `self` back into `tstate` (and, 3.12+, undoes [`Self::expose_frames`]).
+    /// Moves `self` back into `tstate` (and, 3.12+, undoes `expose_frames`).
     ///
     /// # Safety
     /// `tstate` is the current thread state whose previous contents were saved elsewhere,
