@@ -4,7 +4,7 @@
 use crate::globals::{globals, is_greenlet};
 use crate::greenlet::{Greenlet, PyGreenlet};
 use crate::greenlet_type;
-use crate::py::{Borrowed, Gil, PyErrSet, PyResult, into_ptr, into_status, opt_into_raw};
+use crate::py::{Borrowed, Gil, Owned, PyErrSet, PyResult, into_ptr, into_status, opt_into_raw};
 use crate::switch;
 use crate::thread_state;
 use core::ffi::{c_int, c_void};
@@ -17,25 +17,41 @@ unsafe extern "C-unwind" fn capi_new(
     parent: *mut PyGreenlet,
 ) -> *mut PyGreenlet {
     // SAFETY: C API contract: called with the GIL held.
-    unsafe {
-        let g = globals();
-        let new = greenlet_type::green_new(g.greenlet_type, ptr::null_mut(), ptr::null_mut());
-        if new.is_null() {
-            return ptr::null_mut();
-        }
-        let kwargs = PyDict_New();
-        let ok = !kwargs.is_null()
-            && (run.is_null() || PyDict_SetItem(kwargs, g.str_run, run) == 0)
+    let py = unsafe { Gil::assume() };
+    let g = globals();
+    // SAFETY: the GIL is held; our own type.
+    let new =
+        unsafe { greenlet_type::green_new(g.greenlet_type, ptr::null_mut(), ptr::null_mut()) };
+    // SAFETY: a new reference or null with an exception set.
+    let Ok(new) = (unsafe { Owned::from_raw(py, new) }) else {
+        return ptr::null_mut();
+    };
+    // SAFETY: the GIL is held.
+    let kwargs = unsafe { PyDict_New() };
+    // SAFETY: a new reference or null with an exception set.
+    let kwargs = unsafe { Owned::from_raw(py, kwargs) };
+    let ok = kwargs.is_ok_and(|kwargs| {
+        let k = kwargs.as_object();
+        (run.is_null()
+            // SAFETY: the GIL is held; a fresh dict; `run` and `parent` are null or live
+            // (C API contract).
+            || unsafe { PyDict_SetItem(k, g.str_run, run) } == 0)
             && (parent.is_null()
-                || PyDict_SetItemString(kwargs, c"parent".as_ptr(), parent.cast()) == 0)
-            && (*Py_TYPE(new)).tp_init.expect("tp_init")(new, g.empty_tuple, kwargs) == 0;
-        Py_XDECREF(kwargs);
-        if !ok {
-            Py_DECREF(new);
-            return ptr::null_mut();
-        }
-        new.cast()
+                // SAFETY: as above.
+                || unsafe { PyDict_SetItemString(k, c"parent".as_ptr(), parent.cast()) } == 0)
+            && {
+                // SAFETY: `new` is live, so is its type.
+                let ty = unsafe { Py_TYPE(new.as_object()) };
+                // SAFETY: a live type object.
+                let init = unsafe { (*ty).tp_init }.expect("tp_init");
+                // SAFETY: the GIL is held; `tp_init` of the instance's own type.
+                unsafe { init(new.as_object(), g.empty_tuple, k) == 0 }
+            }
+    });
+    if !ok {
+        return ptr::null_mut();
     }
+    new.into_raw().cast()
 }
 
 /// Slot 4: `PyGreenlet_GetCurrent()`; a new reference.
@@ -46,10 +62,7 @@ pub unsafe extern "C" fn capi_getcurrent() -> *mut PyGreenlet {
     // SAFETY: C API contract: called with the GIL held.
     let py = unsafe { Gil::assume() };
     if crate::cpython::pystate::is_finalizing() {
-        // SAFETY: `PyExc_RuntimeError` is an exception type.
-        return into_ptr(Err(unsafe {
-            py.raise(PyExc_RuntimeError, c"greenlet is being finalized")
-        }));
+        return into_ptr(Err(py.runtime_error(c"greenlet is being finalized")));
     }
     // SAFETY: the GIL is held.
     let current = unsafe { thread_state::borrow_current() };
@@ -65,16 +78,18 @@ unsafe extern "C-unwind" fn capi_throw(
     tb: *mut PyObject,
 ) -> *mut PyObject {
     // SAFETY: C API contract: called with the GIL held.
-    unsafe {
-        if !is_greenlet(g.cast()) {
-            PyErr_BadArgument();
-            return ptr::null_mut();
-        }
-        crate::python_state::materialize_frame();
-        match switch::normalize_throw_args(Gil::assume(), typ, val, tb) {
-            Ok((t, v, b)) => switch::throw_into(g, t, v, b),
-            Err(PyErrSet) => ptr::null_mut(),
-        }
+    let py = unsafe { Gil::assume() };
+    // SAFETY: C API contract: `g` is null or a live object.
+    if unsafe { checked_impl(py, g) }.is_err() {
+        return ptr::null_mut();
+    }
+    // SAFETY: the GIL is held.
+    unsafe { crate::python_state::materialize_frame() };
+    // SAFETY: C API contract: `typ` is live, `val` and `tb` null or live.
+    match unsafe { switch::normalize_throw_args(py, typ, val, tb) } {
+        // SAFETY: `g` is a live greenlet; the three pieces are owned and normalised.
+        Ok((t, v, b)) => unsafe { switch::throw_into(g, t, v, b) },
+        Err(PyErrSet) => ptr::null_mut(),
     }
 }
 
@@ -86,26 +101,29 @@ unsafe extern "C-unwind" fn capi_switch(
     kwargs: *mut PyObject,
 ) -> *mut PyObject {
     // SAFETY: C API contract: called with the GIL held.
-    unsafe {
-        if !is_greenlet(g.cast()) {
-            PyErr_BadArgument();
-            return ptr::null_mut();
-        }
-        let kwargs = if kwargs.is_null() || PyDict_Check(kwargs) == 0 {
-            ptr::null_mut()
-        } else {
-            kwargs
-        };
-        switch::switch_to(g, args, kwargs)
+    let py = unsafe { Gil::assume() };
+    // SAFETY: C API contract: `g` is null or a live object.
+    if unsafe { checked_impl(py, g) }.is_err() {
+        return ptr::null_mut();
     }
+    // SAFETY: the GIL is held; a type check of a live object.
+    let kwargs = if kwargs.is_null() || unsafe { PyDict_Check(kwargs) } == 0 {
+        ptr::null_mut()
+    } else {
+        kwargs
+    };
+    // SAFETY: `g` is a live greenlet; `args` null or a tuple, `kwargs` null or a dict.
+    unsafe { switch::switch_to(g, args, kwargs) }
 }
 
 /// Slot 7: `PyGreenlet_SetParent(g, parent)`; 0 or -1.
 unsafe extern "C" fn capi_setparent(g: *mut PyGreenlet, parent: *mut PyGreenlet) -> c_int {
     // SAFETY: C API contract: called with the GIL held.
     let py = unsafe { Gil::assume() };
-    // SAFETY: `g` is a live greenlet (not checked, as upstream); `parent` is null or live.
-    let (this, parent) = unsafe { ((*g).pimpl, Borrowed::from_ptr_opt(py, parent.cast())) };
+    // SAFETY: `g` is a live greenlet (not checked, as upstream).
+    let this = unsafe { (*g).pimpl };
+    // SAFETY: `parent` is null or live (C API contract).
+    let parent = unsafe { Borrowed::from_ptr_opt(py, parent.cast()) };
     // SAFETY: a live implementation, not borrowed here.
     into_status(unsafe { Greenlet::set_parent(this, py, parent) })
 }
@@ -161,8 +179,10 @@ unsafe extern "C" fn capi_getparent(g: *mut PyGreenlet) -> *mut PyGreenlet {
     let Ok(this) = (unsafe { checked_impl(py, g) }) else {
         return ptr::null_mut();
     };
-    // SAFETY: a live implementation; its parent, if any, is owned by it.
-    let parent = unsafe { Borrowed::from_ptr_opt(py, (*this).parent()) };
+    // SAFETY: a live implementation; a short read.
+    let parent = unsafe { (*this).parent() };
+    // SAFETY: the greenlet owns its parent, if any.
+    let parent = unsafe { Borrowed::from_ptr_opt(py, parent) };
     opt_into_raw(parent.map(Borrowed::to_owned))
 }
 

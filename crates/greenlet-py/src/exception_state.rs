@@ -29,11 +29,11 @@ impl ExceptionState {
     /// cleared before).
     #[inline]
     pub unsafe fn save(&mut self, tstate: *mut PyThreadState) {
-        // SAFETY: the caller passes the live thread state; the copy moves its references.
-        unsafe {
-            self.exc_info = (*tstate).exc_info;
-            self.exc_state = (*tstate).exc_state;
-        }
+        // SAFETY: `tstate` is the live current thread state (contract); the copy moves
+        // the references of its base item into `self`.
+        let ts = unsafe { &*tstate };
+        self.exc_info = ts.exc_info;
+        self.exc_state = ts.exc_state;
     }
 
     /// Moves `self` into the thread state and leaves `self` empty.
@@ -42,15 +42,16 @@ impl ExceptionState {
     /// `tstate` is the current thread state whose previous contents were saved elsewhere.
     #[inline]
     pub unsafe fn restore(&mut self, tstate: *mut PyThreadState) {
-        // SAFETY: as above; a null `exc_info` means "the base item", as for a new thread.
-        unsafe {
-            (*tstate).exc_state = self.exc_state;
-            (*tstate).exc_info = if self.exc_info.is_null() {
-                ptr::addr_of_mut!((*tstate).exc_state)
-            } else {
-                self.exc_info
-            };
-        }
+        // SAFETY: `tstate` is the live current thread state (contract), and nothing else
+        // borrows it during the switch.
+        let ts = unsafe { &mut *tstate };
+        ts.exc_state = self.exc_state;
+        // A null `exc_info` means "the base item", as for a new thread.
+        ts.exc_info = if self.exc_info.is_null() {
+            ptr::addr_of_mut!(ts.exc_state)
+        } else {
+            self.exc_info
+        };
         self.clear_without_decref();
     }
 

@@ -1,7 +1,7 @@
 //! Objects created once at module import and used on hot paths without lookups.
 
+use crate::py::{Borrowed, Gil, PyResult};
 use crate::util::GilCell;
-use crate::util::{PyErrSet, PyResult};
 use core::ffi::c_void;
 use core::ptr;
 use pyo3_ffi::{PyObject, PyTypeObject};
@@ -36,16 +36,20 @@ static GLOBALS: GilCell<Globals> = GilCell::new(Globals {
 /// The module globals. They are written once, during module init, and never freed.
 #[inline(always)]
 pub fn globals() -> &'static Globals {
+    // SAFETY: the pointer is used only for the shared read below.
+    let p = unsafe { GLOBALS.get() };
     // SAFETY: written only by `globals_mut` during module init (with the GIL, before any
     // other use); afterwards read-only.
-    unsafe { &*GLOBALS.get() }
+    unsafe { &*p }
 }
 
 /// # Safety
 /// Only during module initialisation, with the GIL held.
 pub unsafe fn globals_mut() -> &'static mut Globals {
-    // SAFETY: see the function contract.
-    unsafe { &mut *GLOBALS.get() }
+    // SAFETY: module init holds the GIL (contract).
+    let p = unsafe { GLOBALS.get() };
+    // SAFETY: nothing else reads the globals during module init (contract).
+    unsafe { &mut *p }
 }
 
 /// Whether `obj` (null allowed) is an instance of `greenlet.greenlet` or a subclass. The
@@ -69,15 +73,17 @@ pub unsafe fn check_greenlet(obj: *mut PyObject) -> PyResult<()> {
     if unsafe { is_greenlet(obj) } {
         return Ok(());
     }
-    // SAFETY: GIL held; `obj` is live, so its type and `tp_name` are.
-    unsafe {
-        pyo3_ffi::PyErr_Format(
-            pyo3_ffi::PyExc_TypeError,
-            c"GreenletChecker: Expected any type of greenlet, not %s".as_ptr(),
-            (*pyo3_ffi::Py_TYPE(obj)).tp_name,
-        );
-    }
-    Err(PyErrSet)
+    // SAFETY: the GIL is held (contract).
+    let py = unsafe { Gil::assume() };
+    // SAFETY: `obj` is live (contract).
+    let obj = unsafe { Borrowed::from_ptr(py, obj) };
+    // SAFETY: one `%s`.
+    Err(unsafe {
+        py.type_error_naming_type(
+            c"GreenletChecker: Expected any type of greenlet, not %s",
+            obj,
+        )
+    })
 }
 
 /// Whether the C function object `f` is a bound `switch` method of some greenlet.

@@ -66,15 +66,19 @@ impl<'py> Gil<'py> {
     /// `None`, borrowed (it is immortal or kept alive by the interpreter).
     #[inline(always)]
     pub fn none(self) -> Borrowed<'py, 'py> {
-        // SAFETY: the GIL is held (`self`); `Py_None` is a static object, never null.
-        unsafe { Borrowed::from_ptr(self, pyo3_ffi::Py_None()) }
+        // SAFETY: the GIL is held (`self`); `Py_None` reads the address of a static object.
+        let none = unsafe { pyo3_ffi::Py_None() };
+        // SAFETY: that object is never null and lives as long as the interpreter.
+        unsafe { Borrowed::from_ptr(self, none) }
     }
 
     /// A new reference to `True` or `False`.
     #[inline]
     pub fn bool(self, b: bool) -> Owned<'py> {
-        // SAFETY: the GIL is held; `PyBool_FromLong` cannot fail.
-        unsafe { Owned::from_raw_unchecked(self, pyo3_ffi::PyBool_FromLong(b as _)) }
+        // SAFETY: the GIL is held (`self`).
+        let b = unsafe { pyo3_ffi::PyBool_FromLong(b as _) };
+        // SAFETY: a new reference to a bool singleton; `PyBool_FromLong` cannot fail.
+        unsafe { Owned::from_raw_unchecked(self, b) }
     }
 
     /// Sets `exc` (a live exception type) with a fixed message.
@@ -91,22 +95,54 @@ impl<'py> Gil<'py> {
     /// Raises `TypeError(msg)`.
     #[inline]
     pub fn type_error(self, msg: &CStr) -> PyErrSet {
-        // SAFETY: `PyExc_TypeError` is an exception type, initialised with the interpreter.
-        unsafe { self.raise(pyo3_ffi::PyExc_TypeError, msg) }
+        // SAFETY: CPython sets its `PyExc_*` statics before any extension loads and never
+        // changes them.
+        let exc = unsafe { pyo3_ffi::PyExc_TypeError };
+        // SAFETY: an exception type.
+        unsafe { self.raise(exc, msg) }
+    }
+
+    /// Raises `TypeError(fmt % type(obj).__name__)`, with the C `tp_name` as CPython's
+    /// own messages do.
+    ///
+    /// # Safety
+    /// `fmt` holds exactly one conversion, `%s`.
+    #[inline]
+    pub unsafe fn type_error_naming_type(self, fmt: &CStr, obj: Borrowed<'_, 'py>) -> PyErrSet {
+        // SAFETY: as in `type_error`.
+        let exc = unsafe { pyo3_ffi::PyExc_TypeError };
+        // SAFETY: the GIL is held; `%s` (contract) takes the C string `tp_name`.
+        unsafe { pyo3_ffi::PyErr_Format(exc, fmt.as_ptr(), obj.type_name()) };
+        PyErrSet
     }
 
     /// Raises `ValueError(msg)`.
     #[inline]
     pub fn value_error(self, msg: &CStr) -> PyErrSet {
-        // SAFETY: as for `type_error`.
-        unsafe { self.raise(pyo3_ffi::PyExc_ValueError, msg) }
+        // SAFETY: CPython sets its `PyExc_*` statics before any extension loads and never
+        // changes them.
+        let exc = unsafe { pyo3_ffi::PyExc_ValueError };
+        // SAFETY: an exception type.
+        unsafe { self.raise(exc, msg) }
+    }
+
+    /// Raises `RuntimeError(msg)`.
+    #[inline]
+    pub fn runtime_error(self, msg: &CStr) -> PyErrSet {
+        // SAFETY: as in `type_error`.
+        let exc = unsafe { pyo3_ffi::PyExc_RuntimeError };
+        // SAFETY: an exception type.
+        unsafe { self.raise(exc, msg) }
     }
 
     /// Raises `AttributeError(msg)`.
     #[inline]
     pub fn attribute_error(self, msg: &CStr) -> PyErrSet {
-        // SAFETY: as for `type_error`.
-        unsafe { self.raise(pyo3_ffi::PyExc_AttributeError, msg) }
+        // SAFETY: CPython sets its `PyExc_*` statics before any extension loads and never
+        // changes them.
+        let exc = unsafe { pyo3_ffi::PyExc_AttributeError };
+        // SAFETY: an exception type.
+        unsafe { self.raise(exc, msg) }
     }
 }
 
@@ -281,11 +317,26 @@ impl<'a, 'py, T> Borrowed<'a, 'py, T> {
         self.ptr.as_ptr().cast()
     }
 
+    /// The C name of the object's type (`tp_name`), valid while the object lives.
+    #[inline]
+    pub fn type_name(self) -> *const core::ffi::c_char {
+        // SAFETY: the object is live (`self`), and so is its type.
+        let ty = unsafe { pyo3_ffi::Py_TYPE(self.as_object()) };
+        // SAFETY: a live type object.
+        unsafe { (*ty).tp_name }
+    }
+
     /// A new reference.
     #[inline]
     pub fn to_owned(self) -> Owned<'py, T> {
         Owned::from_borrowed(self)
     }
+}
+
+/// The pointer of an optional reference (null for `None`), still owned by it.
+#[inline]
+pub fn opt_as_object<T>(o: &Option<Owned<'_, T>>) -> *mut PyObject {
+    o.as_ref().map_or(ptr::null_mut(), Owned::as_object)
 }
 
 /// The C return value of a function that returns a new reference or null.

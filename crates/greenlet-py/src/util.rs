@@ -124,12 +124,8 @@ impl SavedError {
     /// The GIL is held.
     pub unsafe fn discard(self) {
         let s = core::mem::ManuallyDrop::new(self);
-        // SAFETY: GIL held; the references were owned by `s`.
-        unsafe {
-            pyo3_ffi::Py_XDECREF(s.ty);
-            pyo3_ffi::Py_XDECREF(s.value);
-            pyo3_ffi::Py_XDECREF(s.tb);
-        }
+        // SAFETY: the GIL is held (contract); `s` owned the three references.
+        unsafe { release_three(s.ty, s.value, s.tb) };
     }
 }
 
@@ -137,12 +133,35 @@ impl Drop for SavedError {
     fn drop(&mut self) {
         // Only reached on paths that forgot to restore or discard; never without the GIL
         // because a SavedError is only created with it.
-        // SAFETY: the GIL is held whenever a SavedError exists (see `fetch`).
-        unsafe {
-            pyo3_ffi::Py_XDECREF(self.ty);
-            pyo3_ffi::Py_XDECREF(self.value);
-            pyo3_ffi::Py_XDECREF(self.tb);
-        }
+        // SAFETY: the GIL is held whenever a SavedError exists (see `fetch`); it owns the
+        // three references.
+        unsafe { release_three(self.ty, self.value, self.tb) };
+    }
+}
+
+/// Reports the pending exception, if any, as unraisable, and clears it.
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn write_unraisable_if_set() {
+    // SAFETY: the GIL is held (contract).
+    if unsafe { pyo3_ffi::PyErr_Occurred() }.is_null() {
+        return;
+    }
+    // SAFETY: as above; an exception is set.
+    unsafe { pyo3_ffi::PyErr_WriteUnraisable(ptr::null_mut()) };
+    // SAFETY: as above.
+    unsafe { pyo3_ffi::PyErr_Clear() };
+}
+
+/// Releases three owned references (each may be null).
+///
+/// # Safety
+/// The GIL is held; each pointer is null or an owned reference.
+unsafe fn release_three(a: *mut PyObject, b: *mut PyObject, c: *mut PyObject) {
+    for p in [a, b, c] {
+        // SAFETY: see the function contract.
+        unsafe { pyo3_ffi::Py_XDECREF(p) };
     }
 }
 
@@ -152,62 +171,15 @@ impl Drop for SavedError {
 /// The GIL is held and `ob` is a live (or being-deallocated) object.
 #[inline]
 pub unsafe fn set_refcnt(ob: *mut PyObject, n: pyo3_ffi::Py_ssize_t) {
-    // SAFETY: see the function contract.
-    unsafe {
-        #[cfg(Py_3_12)]
-        {
-            (*ob).ob_refcnt.ob_refcnt = n;
-        }
-        #[cfg(not(Py_3_12))]
-        {
-            (*ob).ob_refcnt = n;
-        }
+    // SAFETY: a live (or being-deallocated) object, not borrowed elsewhere (contract); the
+    // borrow ends with the write.
+    let ob = unsafe { &mut *ob };
+    #[cfg(Py_3_12)]
+    {
+        ob.ob_refcnt.ob_refcnt = n;
     }
-}
-
-/// The `(args, kwargs)` a `METH_VARARGS | METH_KEYWORDS` function would get for a
-/// vectorcall: a new tuple (the shared empty one when there are no positional
-/// arguments) and a new dict, or null when there are no keywords.
-///
-/// # Safety
-/// The GIL is held; `args` holds `nargs` positional values followed by one per name in
-/// `kwnames` (null or a tuple of strings).
-pub unsafe fn vectorcall_args_to_tuple_dict(
-    args: *const *mut PyObject,
-    nargs: pyo3_ffi::Py_ssize_t,
-    kwnames: *mut PyObject,
-) -> PyResult<(*mut PyObject, *mut PyObject)> {
-    // SAFETY: see the function contract; the tuple and dict are fresh and filled with
-    // new references.
-    unsafe {
-        let tuple = if nargs == 0 {
-            xnewref(crate::globals::globals().empty_tuple)
-        } else {
-            let t = pyo3_ffi::PyTuple_New(nargs);
-            if t.is_null() {
-                return Err(PyErrSet);
-            }
-            for i in 0..nargs {
-                pyo3_ffi::PyTuple_SET_ITEM(t, i, xnewref(*args.offset(i)));
-            }
-            t
-        };
-        if kwnames.is_null() || pyo3_ffi::PyTuple_GET_SIZE(kwnames) == 0 {
-            return Ok((tuple, ptr::null_mut()));
-        }
-        let kwargs = pyo3_ffi::PyDict_New();
-        if kwargs.is_null() {
-            pyo3_ffi::Py_DECREF(tuple);
-            return Err(PyErrSet);
-        }
-        for i in 0..pyo3_ffi::PyTuple_GET_SIZE(kwnames) {
-            let key = pyo3_ffi::PyTuple_GET_ITEM(kwnames, i);
-            if pyo3_ffi::PyDict_SetItem(kwargs, key, *args.offset(nargs + i)) < 0 {
-                pyo3_ffi::Py_DECREF(tuple);
-                pyo3_ffi::Py_DECREF(kwargs);
-                return Err(PyErrSet);
-            }
-        }
-        Ok((tuple, kwargs))
+    #[cfg(not(Py_3_12))]
+    {
+        ob.ob_refcnt = n;
     }
 }

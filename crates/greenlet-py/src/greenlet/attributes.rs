@@ -22,10 +22,10 @@ impl Greenlet {
             Kind::Main { .. } => Err(py.attribute_error(NO_RUN_ON_MAIN)),
             Kind::User { run_callable, .. } => {
                 if self.started() || run_callable.is_null() {
+                    // SAFETY: CPython's `PyExc_*` statics are set before any extension loads.
+                    let exc = unsafe { pyo3_ffi::PyExc_AttributeError };
                     // SAFETY: the GIL is held (`py`); both objects live for the process.
-                    unsafe {
-                        pyo3_ffi::PyErr_SetObject(pyo3_ffi::PyExc_AttributeError, globals().str_run)
-                    };
+                    unsafe { pyo3_ffi::PyErr_SetObject(exc, globals().str_run) };
                     return Err(PyErrSet);
                 }
                 // SAFETY: the field owns a reference, so the object is alive.
@@ -78,7 +78,8 @@ impl Greenlet {
             return Err(py.attribute_error(c"can't delete attribute"));
         };
         // SAFETY: live (contract); a short read.
-        let (is_main, self_) = unsafe { ((*this).is_main(), (*this).self_) };
+        let me = unsafe { &*this };
+        let (is_main, self_) = (me.is_main(), me.self_);
         if is_main {
             return Err(py.attribute_error(c"cannot set the parent of a main greenlet"));
         }
@@ -92,7 +93,9 @@ impl Greenlet {
                 return Err(py.value_error(c"cyclic parent chain"));
             }
             // SAFETY: `p` is a live greenlet (each parent is owned by its child).
-            let pi = unsafe { &*(*p).pimpl };
+            let pi = unsafe { (*p).pimpl };
+            // SAFETY: so its implementation is live too; a short read.
+            let pi = unsafe { &*pi };
             main_of_new_parent = pi.main_greenlet();
             p = pi.parent();
         }
@@ -130,8 +133,8 @@ impl Greenlet {
     /// `this` points at a live implementation.
     pub unsafe fn get_context<'py>(this: *const Self, py: Gil<'py>) -> PyResult<Owned<'py>> {
         // SAFETY: live (contract); short reads only, since `is_current` may run code.
-        let (running, self_) =
-            unsafe { ((*this).is_currently_running_in_some_thread(), (*this).self_) };
+        let me = unsafe { &*this };
+        let (running, self_) = (me.is_currently_running_in_some_thread(), me.self_);
         let result = if running {
             // SAFETY: the GIL is held.
             if unsafe { !thread_state::is_current(self_)? } {
@@ -139,8 +142,10 @@ impl Greenlet {
                     c"cannot get context of a greenlet that is running in a different thread",
                 ));
             }
+            // SAFETY: the GIL is held.
+            let ts = unsafe { crate::cpython::pystate::tstate() };
             // SAFETY: the running greenlet's context is in the (live) thread state.
-            unsafe { (*crate::cpython::pystate::tstate()).context }
+            unsafe { (*ts).context }
         } else {
             // SAFETY: live (contract).
             unsafe { (*this).python.context() }
@@ -173,8 +178,8 @@ impl Greenlet {
         }
         let new = || opt_into_raw(given.map(Borrowed::to_owned));
         // SAFETY: live (contract); short reads.
-        let (running, self_) =
-            unsafe { ((*this).is_currently_running_in_some_thread(), (*this).self_) };
+        let me = unsafe { &*this };
+        let (running, self_) = (me.is_currently_running_in_some_thread(), me.self_);
         let old = if running {
             // SAFETY: the GIL is held.
             if unsafe { !thread_state::is_current(self_)? } {
@@ -183,13 +188,15 @@ impl Greenlet {
                 ));
             }
             let new = new();
-            // SAFETY: the current thread state is live; the new reference moves into it.
-            unsafe {
-                let ts = crate::cpython::pystate::tstate();
-                let old = mem::replace(&mut (*ts).context, new);
-                (*ts).context_ver = (*ts).context_ver.wrapping_add(1);
-                old
-            }
+            // SAFETY: the GIL is held.
+            let ts = unsafe { crate::cpython::pystate::tstate() };
+            // SAFETY: the current thread state is live and not borrowed elsewhere; the new
+            // reference moves into it (the old one is released below).
+            let ts = unsafe { &mut *ts };
+            let old = mem::replace(&mut ts.context, new);
+            // Invalidate the contextvars cache, which is keyed on the version.
+            ts.context_ver = ts.context_ver.wrapping_add(1);
+            old
         } else {
             // SAFETY: live (contract); the borrow ends with the statement.
             unsafe { (*this).python.replace_context(new()) }

@@ -27,6 +27,21 @@ pub struct PyGreenlet {
     pub pimpl: *mut Greenlet,
 }
 
+impl PyGreenlet {
+    /// A short shared borrow of the implementation of the greenlet `this`.
+    ///
+    /// # Safety
+    /// `this` points at a live greenlet after `tp_new`, and the borrow ends before
+    /// anything that can run Python code (which could reach the same greenlet).
+    #[inline(always)]
+    pub unsafe fn imp<'a>(this: *mut PyGreenlet) -> &'a Greenlet {
+        // SAFETY: a live greenlet (contract), whose `pimpl` is set and live.
+        let p = unsafe { (*this).pimpl };
+        // SAFETY: as above; the caller keeps the borrow short.
+        unsafe { &*p }
+    }
+}
+
 #[cfg(all(target_pointer_width = "64", not(Py_GIL_DISABLED)))]
 const _: () = {
     assert!(core::mem::size_of::<PyGreenlet>() == 40);
@@ -110,17 +125,18 @@ impl Greenlet {
     /// The GIL is held.
     pub unsafe fn alloc_user(self_: *mut PyGreenlet, parent: *mut PyGreenlet) -> *mut Self {
         let value = Self::user_value(self_, parent);
-        // SAFETY: the GIL serialises every use of the free list; its entries are
-        // allocations of `Greenlet` whose contents were dropped, so writing a new value
-        // into one is sound.
-        unsafe {
-            match (*FREE_IMPLS.get()).pop() {
-                Some(p) => {
-                    ptr::write(p, value);
-                    p
-                }
-                None => Box::into_raw(Box::new(value)),
+        // SAFETY: the GIL is held (contract), which serialises every use of the free list.
+        let pool = unsafe { FREE_IMPLS.get() };
+        // SAFETY: as above: this is the only borrow of the list, and it ends here.
+        let pool = unsafe { &mut *pool };
+        match pool.pop() {
+            Some(p) => {
+                // SAFETY: an entry is an allocation of a `Greenlet` whose contents were
+                // dropped, so writing a new value into it is sound.
+                unsafe { ptr::write(p, value) };
+                p
             }
+            None => Box::into_raw(Box::new(value)),
         }
     }
 
@@ -130,15 +146,17 @@ impl Greenlet {
     /// The GIL is held; `p` came from [`Self::alloc_user`] or `Box::into_raw` of
     /// [`Self::new_main`] and is not used afterwards.
     pub unsafe fn free(p: *mut Self) {
-        // SAFETY: see the function contract.
-        unsafe {
-            ptr::drop_in_place(p);
-            let pool = &mut *FREE_IMPLS.get();
-            if pool.len() < FREE_IMPLS_LIMIT {
-                pool.push(p);
-            } else {
-                std::alloc::dealloc(p.cast(), std::alloc::Layout::new::<Self>());
-            }
+        // SAFETY: `p` is a live implementation nobody uses afterwards (contract).
+        unsafe { ptr::drop_in_place(p) };
+        // SAFETY: the GIL is held (contract), which serialises every use of the free list.
+        let pool = unsafe { FREE_IMPLS.get() };
+        // SAFETY: as above: this is the only borrow of the list, and it ends here.
+        let pool = unsafe { &mut *pool };
+        if pool.len() < FREE_IMPLS_LIMIT {
+            pool.push(p);
+        } else {
+            // SAFETY: allocated with this layout (by `Box`), and its contents are dropped.
+            unsafe { std::alloc::dealloc(p.cast(), std::alloc::Layout::new::<Self>()) };
         }
     }
 
@@ -220,8 +238,8 @@ impl Greenlet {
                     ptr::null_mut()
                 } else {
                     // SAFETY: we own a reference to the main greenlet, whose pimpl lives as
-                    // long as the object.
-                    unsafe { (*(**main_greenlet).pimpl).thread_state() }
+                    // long as the object; a flag read.
+                    unsafe { PyGreenlet::imp(*main_greenlet) }.thread_state()
                 }
             }
         }
@@ -276,11 +294,16 @@ impl Greenlet {
     /// reference into it (dropping runs code that may reach it).
     #[inline]
     pub unsafe fn release_args(this: *mut Self) {
-        // SAFETY: owned references, each taken out before it is released.
-        unsafe {
-            clear_owned(&raw mut (*this).args);
-            clear_owned(&raw mut (*this).kwargs);
-        }
+        // SAFETY: a live implementation (contract); no borrow is created.
+        let args = unsafe { &raw mut (*this).args };
+        // SAFETY: an owned reference, taken out before it is released; no borrow of the
+        // greenlet is live (contract).
+        unsafe { clear_owned(args) };
+        // SAFETY: as for `args` (reached again through `this`: the release may have run
+        // code).
+        let kwargs = unsafe { &raw mut (*this).kwargs };
+        // SAFETY: as for `args`.
+        unsafe { clear_owned(kwargs) };
     }
 
     #[inline(always)]
@@ -305,7 +328,7 @@ impl Greenlet {
             });
         }
         // SAFETY: `my_main` is a live main greenlet (owned by someone in the lineage).
-        let my_main_impl = unsafe { &*(*my_main).pimpl };
+        let my_main_impl = unsafe { PyGreenlet::imp(my_main) };
         if my_main_impl.thread_state().is_null() {
             // SAFETY: GIL held.
             return Err(unsafe {
@@ -320,7 +343,9 @@ impl Greenlet {
         // SAFETY: the thread state is live while its thread runs.
         let cur_main = unsafe { (*state).main_greenlet };
         // SAFETY: the current thread's main greenlet is alive.
-        let cur_main_dead = unsafe { (*(*cur_main).pimpl).thread_state().is_null() };
+        let cur_main_dead = unsafe { PyGreenlet::imp(cur_main) }
+            .thread_state()
+            .is_null();
         if cur_main != my_main || cur_main_dead {
             // SAFETY: GIL held; `%R` takes borrowed objects.
             unsafe {
@@ -387,13 +412,12 @@ impl Greenlet {
                 (Kind::User { run_callable, .. }, UserField::RunCallable) => (none.0, run_callable),
                 (Kind::Main { .. }, _) => return,
             };
-        // SAFETY: GIL held; the slot is a field of a live greenlet and owns its value.
-        unsafe {
-            if greenlet.is_null() {
-                clear_owned(object);
-            } else {
-                clear_owned(greenlet);
-            }
+        if greenlet.is_null() {
+            // SAFETY: GIL held; the slot is a field of a live greenlet and owns its value.
+            unsafe { clear_owned(object) };
+        } else {
+            // SAFETY: as above.
+            unsafe { clear_owned(greenlet) };
         }
     }
 
@@ -427,7 +451,9 @@ impl Greenlet {
                 let state = thread_state.load(Ordering::Relaxed);
                 if !state.is_null() {
                     // SAFETY: the thread state is alive while the pointer is set.
-                    let r = unsafe { (*state).traverse(visit, arg) };
+                    let state = unsafe { &*state };
+                    // SAFETY: forwarded (called from `tp_traverse`).
+                    let r = unsafe { state.traverse(visit, arg) };
                     if r != 0 {
                         return r;
                     }
@@ -439,11 +465,9 @@ impl Greenlet {
         if r != 0 {
             return r;
         }
+        let visit_top_frame = self.was_running_in_dead_thread();
         // SAFETY: forwarded.
-        unsafe {
-            self.python
-                .traverse(visit, arg, self.was_running_in_dead_thread())
-        }
+        unsafe { self.python.traverse(visit, arg, visit_top_frame) }
     }
 
     /// `tp_clear`: drops every reference the implementation owns, each taken out of its
@@ -452,18 +476,24 @@ impl Greenlet {
     /// # Safety
     /// As for [`Self::deactivate_and_free`].
     pub unsafe fn clear(this: *mut Self) {
-        // SAFETY: live (contract); each borrow ends before the references it took out are
-        // released.
-        unsafe {
-            let own_top_frame = (*this).was_running_in_dead_thread();
-            let exception = (*this).exception.take_for_clear();
-            exception.release();
-            let python = (*this).python.take_for_clear(own_top_frame);
-            python.release();
-            Self::clear_user_field(this, UserField::Parent);
-            Self::clear_user_field(this, UserField::MainGreenlet);
-            Self::clear_user_field(this, UserField::RunCallable);
-        }
+        // Each borrow below ends before the references it took out are released, and each
+        // step reaches the greenlet again through `this` (a release may have run code).
+        // SAFETY: live (contract); a short read.
+        let own_top_frame = unsafe { (*this).was_running_in_dead_thread() };
+        // SAFETY: live; the borrow ends with the statement.
+        let exception = unsafe { (*this).exception.take_for_clear() };
+        // SAFETY: GIL held; no borrow of the greenlet is live.
+        unsafe { exception.release() };
+        // SAFETY: live; the borrow ends with the statement.
+        let python = unsafe { (*this).python.take_for_clear(own_top_frame) };
+        // SAFETY: as for `exception`.
+        unsafe { python.release() };
+        // SAFETY: live (contract), not borrowed here.
+        unsafe { Self::clear_user_field(this, UserField::Parent) };
+        // SAFETY: as above.
+        unsafe { Self::clear_user_field(this, UserField::MainGreenlet) };
+        // SAFETY: as above.
+        unsafe { Self::clear_user_field(this, UserField::RunCallable) };
     }
 }
 

@@ -72,12 +72,16 @@ fn imp(slf: Borrowed<'_, '_, PyGreenlet>) -> *mut Greenlet {
 
 getter!(green_getdict, |py, slf| {
     let o = slf.as_ptr();
-    // SAFETY: a live greenlet; the field is null or owned by it (so alive).
-    if let Some(dict) = unsafe { Borrowed::from_ptr_opt(py, (*o).dict) } {
+    // SAFETY: a live greenlet.
+    let dict = unsafe { (*o).dict };
+    // SAFETY: the field is null or owned by the greenlet (so alive).
+    if let Some(dict) = unsafe { Borrowed::from_ptr_opt(py, dict) } {
         return Ok(dict.to_owned());
     }
     // SAFETY: the GIL is held.
-    let dict = unsafe { Owned::from_raw(py, pyo3_ffi::PyDict_New())? };
+    let dict = unsafe { pyo3_ffi::PyDict_New() };
+    // SAFETY: a new reference or null with an exception set.
+    let dict = unsafe { Owned::from_raw(py, dict)? };
     // SAFETY: the field was null; the object keeps the new reference.
     unsafe { (*o).dict = dict.clone().into_raw() };
     Ok(dict)
@@ -151,10 +155,7 @@ getter!(green_get_stack_saved, |py, slf| {
     // SAFETY: a live implementation; a short read.
     let saved = unsafe { (*imp(slf)).stack.saved_bytes() };
     // SAFETY: the GIL is held.
-    unsafe {
-        Owned::from_raw(
-            py,
-            pyo3_ffi::PyLong_FromSsize_t(saved as pyo3_ffi::Py_ssize_t),
-        )
-    }
+    let saved = unsafe { pyo3_ffi::PyLong_FromSsize_t(saved as pyo3_ffi::Py_ssize_t) };
+    // SAFETY: a new reference or null with an exception set.
+    unsafe { Owned::from_raw(py, saved) }
 });

@@ -1,7 +1,7 @@
 //! The type's methods: `switch`, `throw` and `__getstate__`.
 
 use crate::globals::globals;
-use crate::py::{Gil, PyErrSet};
+use crate::py::{Borrowed, Gil, PyErrSet, into_ptr};
 use crate::switch;
 use core::ptr;
 use pyo3_ffi::*;
@@ -20,17 +20,18 @@ pub(crate) unsafe extern "C-unwind" fn green_switch_fast(
     nargs: Py_ssize_t,
     kwnames: *mut PyObject,
 ) -> *mut PyObject {
-    // SAFETY: see the function contract.
-    unsafe {
-        let Ok((tuple, kwargs)) = crate::util::vectorcall_args_to_tuple_dict(args, nargs, kwnames)
-        else {
-            return ptr::null_mut();
-        };
-        let result = switch::switch_to(slf.cast(), tuple, kwargs);
-        Py_DECREF(tuple);
-        Py_XDECREF(kwargs);
-        result
-    }
+    // SAFETY: the GIL is held and `args`/`kwnames` are as CPython passes them (contract).
+    let packed = unsafe { switch::vectorcall_args_to_tuple_dict(args, nargs, kwnames) };
+    let Ok((tuple, kwargs)) = packed else {
+        return ptr::null_mut();
+    };
+    // SAFETY: `slf` is a live greenlet (contract); a tuple and a dict or null.
+    let result = unsafe { switch::switch_to(slf.cast(), tuple, kwargs) };
+    // SAFETY: we own the tuple, and the dict if any (made above).
+    unsafe { Py_DECREF(tuple) };
+    // SAFETY: as above.
+    unsafe { Py_XDECREF(kwargs) };
+    result
 }
 
 /// `throw([typ[, val[, tb]]])`.
@@ -38,19 +39,24 @@ pub(super) unsafe extern "C" fn green_throw(
     slf: *mut PyObject,
     args: *mut PyObject,
 ) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        let mut typ = globals().greenlet_exit;
-        let mut val: *mut PyObject = ptr::null_mut();
-        let mut tb: *mut PyObject = ptr::null_mut();
-        if PyArg_ParseTuple(args, c"|OOO:throw".as_ptr(), &mut typ, &mut val, &mut tb) == 0 {
-            return ptr::null_mut();
-        }
-        crate::python_state::materialize_frame();
-        match switch::normalize_throw_args(Gil::assume(), typ, val, tb) {
-            Ok((t, v, b)) => switch::throw_into(slf.cast(), t, v, b),
-            Err(PyErrSet) => ptr::null_mut(),
-        }
+    // SAFETY: CPython calls methods with the GIL held.
+    let py = unsafe { Gil::assume() };
+    let mut typ = globals().greenlet_exit;
+    let mut val: *mut PyObject = ptr::null_mut();
+    let mut tb: *mut PyObject = ptr::null_mut();
+    // SAFETY: the GIL is held; `args` is the arguments tuple; borrowed out-values.
+    let parsed =
+        unsafe { PyArg_ParseTuple(args, c"|OOO:throw".as_ptr(), &mut typ, &mut val, &mut tb) };
+    if parsed == 0 {
+        return ptr::null_mut();
+    }
+    // SAFETY: the GIL is held.
+    unsafe { crate::python_state::materialize_frame() };
+    // SAFETY: the parsed arguments are borrowed from `args`, live for the call.
+    match unsafe { switch::normalize_throw_args(py, typ, val, tb) } {
+        // SAFETY: `slf` is a live greenlet; the three pieces are owned and normalised.
+        Ok((t, v, b)) => unsafe { switch::throw_into(slf.cast(), t, v, b) },
+        Err(PyErrSet) => ptr::null_mut(),
     }
 }
 
@@ -58,13 +64,12 @@ pub(super) unsafe extern "C" fn green_getstate(
     slf: *mut PyObject,
     _unused: *mut PyObject,
 ) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        PyErr_Format(
-            PyExc_TypeError,
-            c"cannot serialize '%s' object".as_ptr(),
-            (*Py_TYPE(slf)).tp_name,
-        );
-    }
-    ptr::null_mut()
+    // SAFETY: CPython calls methods with the GIL held.
+    let py = unsafe { Gil::assume() };
+    // SAFETY: `slf` is live for the call.
+    let slf = unsafe { Borrowed::from_ptr(py, slf) };
+    // SAFETY: one `%s`.
+    into_ptr::<PyObject>(Err(unsafe {
+        py.type_error_naming_type(c"cannot serialize '%s' object", slf)
+    }))
 }

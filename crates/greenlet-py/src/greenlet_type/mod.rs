@@ -202,15 +202,15 @@ pub unsafe fn finish_type(
     ty: *mut PyTypeObject,
     attrs: &[(&core::ffi::CStr, *mut PyObject)],
 ) -> PyResult<()> {
-    // SAFETY: see the function contract.
-    unsafe {
-        for (name, value) in attrs {
-            if PyObject_SetAttrString(ty.cast(), name.as_ptr(), *value) < 0 {
-                return Err(PyErrSet);
-            }
+    for (name, value) in attrs {
+        // SAFETY: the GIL is held; a fresh, still mutable type; live values.
+        if unsafe { PyObject_SetAttrString(ty.cast(), name.as_ptr(), *value) } < 0 {
+            return Err(PyErrSet);
         }
-        (*ty).tp_flags |= Py_TPFLAGS_IMMUTABLETYPE;
-        PyType_Modified(ty);
     }
+    // SAFETY: nobody else has seen the new type yet (contract).
+    unsafe { (*ty).tp_flags |= Py_TPFLAGS_IMMUTABLETYPE };
+    // SAFETY: the GIL is held; drops the type's attribute cache after the flag change.
+    unsafe { PyType_Modified(ty) };
     Ok(())
 }

@@ -15,8 +15,10 @@ use pyo3_ffi::*;
 /// # Safety
 /// `slf` is a live `UnswitchableGreenlet` after `tp_new`.
 unsafe fn force_flag(slf: *mut PyObject, closure: *mut c_void) -> *mut bool {
-    // SAFETY: a live implementation (contract); no borrow is created.
-    let hooks = unsafe { &raw mut (*pimpl(slf)).test_hooks };
+    // SAFETY: a live greenlet (contract).
+    let this = unsafe { pimpl(slf) };
+    // SAFETY: a live implementation; no borrow is created.
+    let hooks = unsafe { &raw mut (*this).test_hooks };
     if closure.is_null() {
         // SAFETY: in bounds of the live `hooks`.
         unsafe { &raw mut (*hooks).fail_switch }
@@ -30,7 +32,9 @@ unsafe extern "C" fn unswitchable_get(slf: *mut PyObject, closure: *mut c_void) 
     // SAFETY: CPython calls a getter with the GIL held.
     let py = unsafe { Gil::assume() };
     // SAFETY: only installed on `UnswitchableGreenlet`, called on its live instances.
-    let flag = unsafe { *force_flag(slf, closure) };
+    let flag = unsafe { force_flag(slf, closure) };
+    // SAFETY: a field of a live implementation.
+    let flag = unsafe { *flag };
     py.bool(flag).into_raw()
 }
 
@@ -54,8 +58,10 @@ unsafe extern "C" fn unswitchable_set(
     if truth < 0 {
         return -1;
     }
-    // SAFETY: as in `unswitchable_get`; the write happens after `__bool__` ran.
-    unsafe { *force_flag(slf, closure) = truth != 0 };
+    // SAFETY: as in `unswitchable_get`; taken after `__bool__` ran.
+    let flag = unsafe { force_flag(slf, closure) };
+    // SAFETY: a field of a live implementation, not borrowed elsewhere.
+    unsafe { *flag = truth != 0 };
     0
 }
 

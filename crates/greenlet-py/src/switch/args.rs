@@ -3,6 +3,7 @@
 
 use crate::globals::globals;
 use crate::greenlet::Greenlet;
+use crate::py::{PyErrSet, PyResult};
 use crate::util::xnewref;
 use core::ptr;
 use pyo3_ffi::PyObject;
@@ -107,5 +108,52 @@ pub(super) unsafe fn move_args(to: *mut Greenlet, from: *mut Greenlet) {
         let args = core::mem::replace(&mut (*from).args, ptr::null_mut());
         let kwargs = core::mem::replace(&mut (*from).kwargs, ptr::null_mut());
         set_args(to, args, kwargs);
+    }
+}
+
+/// The `(args, kwargs)` a `METH_VARARGS | METH_KEYWORDS` function would get for a
+/// vectorcall: a new tuple (the shared empty one when there are no positional
+/// arguments) and a new dict, or null when there are no keywords.
+///
+/// # Safety
+/// The GIL is held; `args` holds `nargs` positional values followed by one per name in
+/// `kwnames` (null or a tuple of strings).
+pub(crate) unsafe fn vectorcall_args_to_tuple_dict(
+    args: *const *mut PyObject,
+    nargs: pyo3_ffi::Py_ssize_t,
+    kwnames: *mut PyObject,
+) -> PyResult<(*mut PyObject, *mut PyObject)> {
+    // SAFETY: see the function contract; the tuple and dict are fresh and filled with
+    // new references.
+    unsafe {
+        let tuple = if nargs == 0 {
+            xnewref(globals().empty_tuple)
+        } else {
+            let t = pyo3_ffi::PyTuple_New(nargs);
+            if t.is_null() {
+                return Err(PyErrSet);
+            }
+            for i in 0..nargs {
+                pyo3_ffi::PyTuple_SET_ITEM(t, i, xnewref(*args.offset(i)));
+            }
+            t
+        };
+        if kwnames.is_null() || pyo3_ffi::PyTuple_GET_SIZE(kwnames) == 0 {
+            return Ok((tuple, ptr::null_mut()));
+        }
+        let kwargs = pyo3_ffi::PyDict_New();
+        if kwargs.is_null() {
+            pyo3_ffi::Py_DECREF(tuple);
+            return Err(PyErrSet);
+        }
+        for i in 0..pyo3_ffi::PyTuple_GET_SIZE(kwnames) {
+            let key = pyo3_ffi::PyTuple_GET_ITEM(kwnames, i);
+            if pyo3_ffi::PyDict_SetItem(kwargs, key, *args.offset(nargs + i)) < 0 {
+                pyo3_ffi::Py_DECREF(tuple);
+                pyo3_ffi::Py_DECREF(kwargs);
+                return Err(PyErrSet);
+            }
+        }
+        Ok((tuple, kwargs))
     }
 }

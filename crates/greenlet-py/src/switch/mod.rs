@@ -17,7 +17,7 @@ mod start;
 mod throw;
 mod trace;
 
-pub(crate) use args::{pack_args, single_result};
+pub(crate) use args::{pack_args, single_result, vectorcall_args_to_tuple_dict};
 pub(crate) use throw::{normalize_throw_args, throw_greenlet_exit_during_dealloc, throw_into};
 
 use args::{move_args, set_args};

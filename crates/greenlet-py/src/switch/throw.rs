@@ -96,15 +96,10 @@ pub(crate) unsafe fn normalize_throw_args(
             opt_into_raw(tb),
         ));
     }
-    // SAFETY: the GIL is held; `typ` is live, so are its type and `tp_name`.
-    unsafe {
-        pyo3_ffi::PyErr_Format(
-            pyo3_ffi::PyExc_TypeError,
-            c"exceptions must be classes, or instances, not %s".as_ptr(),
-            (*pyo3_ffi::Py_TYPE(typ)).tp_name,
-        );
-    }
-    Err(PyErrSet)
+    // SAFETY: one `%s`.
+    Err(unsafe {
+        py.type_error_naming_type(c"exceptions must be classes, or instances, not %s", typ_ref)
+    })
 }
 
 /// Kills a suspended greenlet of the current thread whose last reference went away, by
