@@ -58,7 +58,7 @@ unsafe extern "C-unwind" fn capi_new(
 ///
 /// # Safety
 /// Called with the GIL held.
-pub unsafe extern "C" fn capi_getcurrent() -> *mut PyGreenlet {
+pub(crate) unsafe extern "C" fn capi_getcurrent() -> *mut PyGreenlet {
     // SAFETY: C API contract: called with the GIL held.
     let py = unsafe { Gil::assume() };
     if crate::cpython::pystate::is_finalizing() {
@@ -191,7 +191,7 @@ unsafe extern "C" fn capi_getparent(g: *mut PyGreenlet) -> *mut PyGreenlet {
 ///
 /// # Safety
 /// The GIL is held and the globals are initialised.
-pub unsafe fn create_capsule() -> *mut PyObject {
+pub(crate) unsafe fn create_capsule() -> *mut PyObject {
     let g = globals();
     let table: Box<[*mut c_void; 12]> = Box::new([
         g.greenlet_type.cast(),

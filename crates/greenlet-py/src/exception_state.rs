@@ -7,7 +7,7 @@ use pyo3_ffi::{PyObject, visitproc};
 use std::ffi::c_void;
 
 /// What a suspended greenlet had in `tstate->exc_info` / `tstate->exc_state`.
-pub struct ExceptionState {
+pub(crate) struct ExceptionState {
     /// Top of the greenlet's handled-exception stack; null for a fresh greenlet.
     exc_info: *mut ErrStackItem,
     /// The greenlet's copy of the base stack item (owns its references).
@@ -15,7 +15,7 @@ pub struct ExceptionState {
 }
 
 impl ExceptionState {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             exc_info: ptr::null_mut(),
             exc_state: ErrStackItem::EMPTY,
@@ -28,7 +28,7 @@ impl ExceptionState {
     /// `tstate` is the current thread state and `self` holds nothing (it was restored or
     /// cleared before).
     #[inline]
-    pub unsafe fn save(&mut self, tstate: *mut PyThreadState) {
+    pub(crate) unsafe fn save(&mut self, tstate: *mut PyThreadState) {
         // SAFETY: `tstate` is the live current thread state (contract); the copy moves
         // the references of its base item into `self`.
         let ts = unsafe { &*tstate };
@@ -41,7 +41,7 @@ impl ExceptionState {
     /// # Safety
     /// `tstate` is the current thread state whose previous contents were saved elsewhere.
     #[inline]
-    pub unsafe fn restore(&mut self, tstate: *mut PyThreadState) {
+    pub(crate) unsafe fn restore(&mut self, tstate: *mut PyThreadState) {
         // SAFETY: `tstate` is the live current thread state (contract), and nothing else
         // borrows it during the switch.
         let ts = unsafe { &mut *tstate };
@@ -57,14 +57,14 @@ impl ExceptionState {
 
     /// Forgets the saved state without dropping references (they were moved).
     #[inline]
-    pub fn clear_without_decref(&mut self) {
+    pub(crate) fn clear_without_decref(&mut self) {
         self.exc_info = ptr::null_mut();
         self.exc_state = ErrStackItem::EMPTY;
     }
 
     /// # Safety
     /// Called from a `tp_traverse` with the GIL held.
-    pub unsafe fn traverse(&self, visit: visitproc, arg: *mut c_void) -> i32 {
+    pub(crate) unsafe fn traverse(&self, visit: visitproc, arg: *mut c_void) -> i32 {
         for obj in self.owned_objects() {
             if !obj.is_null() {
                 // SAFETY: a GC visit of a reference we own.
@@ -79,7 +79,7 @@ impl ExceptionState {
 
     /// Takes out the references held by the saved base item, for
     /// [`ClearedExceptions::release`] once no borrow of the owner is live.
-    pub fn take_for_clear(&mut self) -> ClearedExceptions {
+    pub(crate) fn take_for_clear(&mut self) -> ClearedExceptions {
         let objs = self.owned_objects();
         self.clear_without_decref();
         ClearedExceptions(objs)
@@ -103,7 +103,7 @@ impl ExceptionState {
 
 /// References taken out of an [`ExceptionState`] by [`ExceptionState::take_for_clear`].
 #[must_use = "the references are only released by `release`"]
-pub struct ClearedExceptions([*mut PyObject; 3]);
+pub(crate) struct ClearedExceptions([*mut PyObject; 3]);
 
 impl ClearedExceptions {
     /// Drops the references.
@@ -111,7 +111,7 @@ impl ClearedExceptions {
     /// # Safety
     /// The GIL is held. Dropping may run arbitrary code, so no borrow of the greenlet the
     /// references came from may be live.
-    pub unsafe fn release(self) {
+    pub(crate) unsafe fn release(self) {
         for obj in self.0 {
             // SAFETY: references owned by the saved state, now forgotten.
             unsafe { pyo3_ffi::Py_XDECREF(obj) };

@@ -6,18 +6,18 @@ use core::ffi::c_void;
 use core::ptr;
 use pyo3_ffi::{PyObject, PyTypeObject};
 
-pub struct Globals {
-    pub greenlet_type: *mut PyTypeObject,
-    pub unswitchable_type: *mut PyTypeObject,
-    pub greenlet_error: *mut PyObject,
-    pub greenlet_exit: *mut PyObject,
-    pub str_run: *mut PyObject,
-    pub event_switch: *mut PyObject,
-    pub event_throw: *mut PyObject,
-    pub empty_tuple: *mut PyObject,
-    pub empty_dict: *mut PyObject,
+pub(crate) struct Globals {
+    pub(crate) greenlet_type: *mut PyTypeObject,
+    pub(crate) unswitchable_type: *mut PyTypeObject,
+    pub(crate) greenlet_error: *mut PyObject,
+    pub(crate) greenlet_exit: *mut PyObject,
+    pub(crate) str_run: *mut PyObject,
+    pub(crate) event_switch: *mut PyObject,
+    pub(crate) event_throw: *mut PyObject,
+    pub(crate) empty_tuple: *mut PyObject,
+    pub(crate) empty_dict: *mut PyObject,
     /// The C function behind `greenlet.switch` (see [`is_switch_method`]).
-    pub switch_method: *const c_void,
+    pub(crate) switch_method: *const c_void,
 }
 
 static GLOBALS: GilCell<Globals> = GilCell::new(Globals {
@@ -35,7 +35,7 @@ static GLOBALS: GilCell<Globals> = GilCell::new(Globals {
 
 /// The module globals. They are written once, during module init, and never freed.
 #[inline(always)]
-pub fn globals() -> &'static Globals {
+pub(crate) fn globals() -> &'static Globals {
     // SAFETY: the pointer is used only for the shared read below.
     let p = unsafe { GLOBALS.get() };
     // SAFETY: written only by `globals_mut` during module init (with the GIL, before any
@@ -45,7 +45,7 @@ pub fn globals() -> &'static Globals {
 
 /// # Safety
 /// Only during module initialisation, with the GIL held.
-pub unsafe fn globals_mut() -> &'static mut Globals {
+pub(crate) unsafe fn globals_mut() -> &'static mut Globals {
     // SAFETY: module init holds the GIL (contract).
     let p = unsafe { GLOBALS.get() };
     // SAFETY: nothing else reads the globals during module init (contract).
@@ -58,7 +58,7 @@ pub unsafe fn globals_mut() -> &'static mut Globals {
 /// # Safety
 /// The GIL is held; `obj` is null or a live object.
 #[inline]
-pub unsafe fn is_greenlet(obj: *mut PyObject) -> bool {
+pub(crate) unsafe fn is_greenlet(obj: *mut PyObject) -> bool {
     // SAFETY: GIL held; `obj` is live (contract) and the type object is immortal.
     !obj.is_null() && unsafe { pyo3_ffi::PyObject_TypeCheck(obj, globals().greenlet_type) } != 0
 }
@@ -68,7 +68,7 @@ pub unsafe fn is_greenlet(obj: *mut PyObject) -> bool {
 /// # Safety
 /// The GIL is held and `obj` is a live object.
 #[inline]
-pub unsafe fn check_greenlet(obj: *mut PyObject) -> PyResult<()> {
+pub(crate) unsafe fn check_greenlet(obj: *mut PyObject) -> PyResult<()> {
     // SAFETY: forwarded contract.
     if unsafe { is_greenlet(obj) } {
         return Ok(());
@@ -90,7 +90,7 @@ pub unsafe fn check_greenlet(obj: *mut PyObject) -> PyResult<()> {
 ///
 /// # Safety
 /// The GIL is held and `f` is a C function object.
-pub unsafe fn is_switch_method(f: *mut PyObject) -> bool {
+pub(crate) unsafe fn is_switch_method(f: *mut PyObject) -> bool {
     // SAFETY: see the function contract.
     let func = unsafe { pyo3_ffi::PyCFunction_GetFunction(f) };
     func.map(|p| p as *const c_void) == Some(globals().switch_method)

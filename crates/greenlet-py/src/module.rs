@@ -317,7 +317,7 @@ unsafe fn init_globals(py: Gil<'_>) -> PyResult<()> {
 ///
 /// # Safety
 /// Called once by the import machinery with the GIL held.
-pub unsafe fn init() -> PyResult<*mut PyObject> {
+pub(crate) unsafe fn init() -> PyResult<*mut PyObject> {
     // SAFETY: module init, called by the import machinery with the GIL held.
     let py = unsafe { Gil::assume() };
     // SAFETY: the GIL is held.

@@ -29,17 +29,17 @@ use pyo3_ffi::PyObject;
 
 /// Marker for "a Python exception is set" (the C convention of returning NULL / -1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PyErrSet;
+pub(crate) struct PyErrSet;
 
 /// The result of anything that can raise.
-pub type PyResult<T> = Result<T, PyErrSet>;
+pub(crate) type PyResult<T> = Result<T, PyErrSet>;
 
 /// Proof that the current thread holds the GIL (has an attached thread state) for `'py`.
 ///
 /// Zero-sized and `Copy`; not `Send` or `Sync` (checked below), so it cannot travel to a
 /// thread that might not hold the GIL.
 #[derive(Clone, Copy)]
-pub struct Gil<'py>(PhantomData<(&'py (), *mut ())>);
+pub(crate) struct Gil<'py>(PhantomData<(&'py (), *mut ())>);
 
 // `Gil` is not `Send`: were it, `some_item` would resolve through both impls and this
 // would not compile.
@@ -59,13 +59,13 @@ impl<'py> Gil<'py> {
     /// The calling thread holds the GIL for all of `'py` (CPython calls every slot,
     /// method and C-API function with it held), and `'py` does not outlive the call.
     #[inline(always)]
-    pub unsafe fn assume() -> Self {
+    pub(crate) unsafe fn assume() -> Self {
         Gil(PhantomData)
     }
 
     /// `None`, borrowed (it is immortal or kept alive by the interpreter).
     #[inline(always)]
-    pub fn none(self) -> Borrowed<'py, 'py> {
+    pub(crate) fn none(self) -> Borrowed<'py, 'py> {
         // SAFETY: the GIL is held (`self`); `Py_None` reads the address of a static object.
         let none = unsafe { pyo3_ffi::Py_None() };
         // SAFETY: that object is never null and lives as long as the interpreter.
@@ -74,7 +74,7 @@ impl<'py> Gil<'py> {
 
     /// A new reference to `True` or `False`.
     #[inline]
-    pub fn bool(self, b: bool) -> Owned<'py> {
+    pub(crate) fn bool(self, b: bool) -> Owned<'py> {
         // SAFETY: the GIL is held (`self`).
         let b = unsafe { pyo3_ffi::PyBool_FromLong(b as _) };
         // SAFETY: a new reference to a bool singleton; `PyBool_FromLong` cannot fail.
@@ -86,7 +86,7 @@ impl<'py> Gil<'py> {
     /// # Safety
     /// `exc` is an exception type (one of the `PyExc_*` statics or a global of ours).
     #[inline]
-    pub unsafe fn raise(self, exc: *mut PyObject, msg: &CStr) -> PyErrSet {
+    pub(crate) unsafe fn raise(self, exc: *mut PyObject, msg: &CStr) -> PyErrSet {
         // SAFETY: the GIL is held (`self`); `exc` is a type (contract), `msg` a C string.
         unsafe { pyo3_ffi::PyErr_SetString(exc, msg.as_ptr()) };
         PyErrSet
@@ -94,7 +94,7 @@ impl<'py> Gil<'py> {
 
     /// Raises `TypeError(msg)`.
     #[inline]
-    pub fn type_error(self, msg: &CStr) -> PyErrSet {
+    pub(crate) fn type_error(self, msg: &CStr) -> PyErrSet {
         // SAFETY: CPython sets its `PyExc_*` statics before any extension loads and never
         // changes them.
         let exc = unsafe { pyo3_ffi::PyExc_TypeError };
@@ -108,7 +108,11 @@ impl<'py> Gil<'py> {
     /// # Safety
     /// `fmt` holds exactly one conversion, `%s`.
     #[inline]
-    pub unsafe fn type_error_naming_type(self, fmt: &CStr, obj: Borrowed<'_, 'py>) -> PyErrSet {
+    pub(crate) unsafe fn type_error_naming_type(
+        self,
+        fmt: &CStr,
+        obj: Borrowed<'_, 'py>,
+    ) -> PyErrSet {
         // SAFETY: as in `type_error`.
         let exc = unsafe { pyo3_ffi::PyExc_TypeError };
         // SAFETY: the GIL is held; `%s` (contract) takes the C string `tp_name`.
@@ -118,7 +122,7 @@ impl<'py> Gil<'py> {
 
     /// Raises `ValueError(msg)`.
     #[inline]
-    pub fn value_error(self, msg: &CStr) -> PyErrSet {
+    pub(crate) fn value_error(self, msg: &CStr) -> PyErrSet {
         // SAFETY: CPython sets its `PyExc_*` statics before any extension loads and never
         // changes them.
         let exc = unsafe { pyo3_ffi::PyExc_ValueError };
@@ -128,7 +132,7 @@ impl<'py> Gil<'py> {
 
     /// Raises `RuntimeError(msg)`.
     #[inline]
-    pub fn runtime_error(self, msg: &CStr) -> PyErrSet {
+    pub(crate) fn runtime_error(self, msg: &CStr) -> PyErrSet {
         // SAFETY: as in `type_error`.
         let exc = unsafe { pyo3_ffi::PyExc_RuntimeError };
         // SAFETY: an exception type.
@@ -137,7 +141,7 @@ impl<'py> Gil<'py> {
 
     /// Raises `AttributeError(msg)`.
     #[inline]
-    pub fn attribute_error(self, msg: &CStr) -> PyErrSet {
+    pub(crate) fn attribute_error(self, msg: &CStr) -> PyErrSet {
         // SAFETY: CPython sets its `PyExc_*` statics before any extension loads and never
         // changes them.
         let exc = unsafe { pyo3_ffi::PyExc_AttributeError };
@@ -149,7 +153,7 @@ impl<'py> Gil<'py> {
 /// A strong reference to a `T` (a `PyObject` or an object struct that starts with one),
 /// released when dropped. It cannot outlive the [`Gil`] it was made under.
 #[repr(transparent)]
-pub struct Owned<'py, T = PyObject> {
+pub(crate) struct Owned<'py, T = PyObject> {
     ptr: NonNull<T>,
     _gil: PhantomData<Gil<'py>>,
 }
@@ -161,7 +165,7 @@ impl<'py, T> Owned<'py, T> {
     /// # Safety
     /// `ptr` is null or a new (strong) reference to a live object laid out as a `T`.
     #[inline]
-    pub unsafe fn from_raw(py: Gil<'py>, ptr: *mut T) -> PyResult<Self> {
+    pub(crate) unsafe fn from_raw(py: Gil<'py>, ptr: *mut T) -> PyResult<Self> {
         let _ = py;
         match NonNull::new(ptr) {
             Some(ptr) => Ok(Owned {
@@ -178,7 +182,7 @@ impl<'py, T> Owned<'py, T> {
     /// # Safety
     /// As for [`Self::from_raw`].
     #[inline]
-    pub unsafe fn from_raw_opt(py: Gil<'py>, ptr: *mut T) -> Option<Self> {
+    pub(crate) unsafe fn from_raw_opt(py: Gil<'py>, ptr: *mut T) -> Option<Self> {
         // SAFETY: forwarded contract.
         unsafe { Self::from_raw(py, ptr) }.ok()
     }
@@ -188,7 +192,7 @@ impl<'py, T> Owned<'py, T> {
     /// # Safety
     /// As for [`Self::from_raw`], and `ptr` is not null.
     #[inline]
-    pub unsafe fn from_raw_unchecked(py: Gil<'py>, ptr: *mut T) -> Self {
+    pub(crate) unsafe fn from_raw_unchecked(py: Gil<'py>, ptr: *mut T) -> Self {
         let _ = py;
         debug_assert!(!ptr.is_null());
         Owned {
@@ -200,7 +204,7 @@ impl<'py, T> Owned<'py, T> {
 
     /// A new reference to what `b` borrows.
     #[inline]
-    pub fn from_borrowed(b: Borrowed<'_, 'py, T>) -> Self {
+    pub(crate) fn from_borrowed(b: Borrowed<'_, 'py, T>) -> Self {
         // SAFETY: the GIL is held (`b` carries the proof) and `b` is live.
         unsafe { pyo3_ffi::Py_INCREF(b.as_ptr().cast()) };
         Owned {
@@ -211,7 +215,7 @@ impl<'py, T> Owned<'py, T> {
 
     /// Gives the reference away (to C, or to a field that owns it).
     #[inline]
-    pub fn into_raw(self) -> *mut T {
+    pub(crate) fn into_raw(self) -> *mut T {
         let p = self.ptr.as_ptr();
         core::mem::forget(self);
         p
@@ -219,19 +223,19 @@ impl<'py, T> Owned<'py, T> {
 
     /// The pointer, still owned by `self`.
     #[inline(always)]
-    pub fn as_ptr(&self) -> *mut T {
+    pub(crate) fn as_ptr(&self) -> *mut T {
         self.ptr.as_ptr()
     }
 
     /// The pointer as a `PyObject`, still owned by `self`.
     #[inline(always)]
-    pub fn as_object(&self) -> *mut PyObject {
+    pub(crate) fn as_object(&self) -> *mut PyObject {
         self.ptr.as_ptr().cast()
     }
 
     /// Borrows the reference.
     #[inline(always)]
-    pub fn borrow(&self) -> Borrowed<'_, 'py, T> {
+    pub(crate) fn borrow(&self) -> Borrowed<'_, 'py, T> {
         Borrowed {
             ptr: self.ptr,
             _marker: PhantomData,
@@ -241,7 +245,7 @@ impl<'py, T> Owned<'py, T> {
 
 /// `into_raw` of an optional reference: null for `None`.
 #[inline]
-pub fn opt_into_raw<T>(o: Option<Owned<'_, T>>) -> *mut T {
+pub(crate) fn opt_into_raw<T>(o: Option<Owned<'_, T>>) -> *mut T {
     o.map_or(ptr::null_mut(), Owned::into_raw)
 }
 
@@ -263,7 +267,7 @@ impl<'py, T> Clone for Owned<'py, T> {
 
 /// A reference owned by someone else for `'a` (an argument of the current call, or a
 /// field that nothing can change while it is used).
-pub struct Borrowed<'a, 'py, T = PyObject> {
+pub(crate) struct Borrowed<'a, 'py, T = PyObject> {
     ptr: NonNull<T>,
     _marker: PhantomData<(&'a T, Gil<'py>)>,
 }
@@ -284,7 +288,7 @@ impl<'a, 'py, T> Borrowed<'a, 'py, T> {
     /// `ptr` is not null and points at a live object laid out as a `T` that stays alive
     /// for `'a`.
     #[inline(always)]
-    pub unsafe fn from_ptr(py: Gil<'py>, ptr: *mut T) -> Self {
+    pub(crate) unsafe fn from_ptr(py: Gil<'py>, ptr: *mut T) -> Self {
         let _ = py;
         debug_assert!(!ptr.is_null());
         Borrowed {
@@ -299,7 +303,7 @@ impl<'a, 'py, T> Borrowed<'a, 'py, T> {
     /// # Safety
     /// `ptr` is null or as for [`Self::from_ptr`].
     #[inline(always)]
-    pub unsafe fn from_ptr_opt(py: Gil<'py>, ptr: *mut T) -> Option<Self> {
+    pub(crate) unsafe fn from_ptr_opt(py: Gil<'py>, ptr: *mut T) -> Option<Self> {
         let _ = py;
         NonNull::new(ptr).map(|ptr| Borrowed {
             ptr,
@@ -308,18 +312,18 @@ impl<'a, 'py, T> Borrowed<'a, 'py, T> {
     }
 
     #[inline(always)]
-    pub fn as_ptr(self) -> *mut T {
+    pub(crate) fn as_ptr(self) -> *mut T {
         self.ptr.as_ptr()
     }
 
     #[inline(always)]
-    pub fn as_object(self) -> *mut PyObject {
+    pub(crate) fn as_object(self) -> *mut PyObject {
         self.ptr.as_ptr().cast()
     }
 
     /// The C name of the object's type (`tp_name`), valid while the object lives.
     #[inline]
-    pub fn type_name(self) -> *const core::ffi::c_char {
+    pub(crate) fn type_name(self) -> *const core::ffi::c_char {
         // SAFETY: the object is live (`self`), and so is its type.
         let ty = unsafe { pyo3_ffi::Py_TYPE(self.as_object()) };
         // SAFETY: a live type object.
@@ -328,26 +332,26 @@ impl<'a, 'py, T> Borrowed<'a, 'py, T> {
 
     /// A new reference.
     #[inline]
-    pub fn to_owned(self) -> Owned<'py, T> {
+    pub(crate) fn to_owned(self) -> Owned<'py, T> {
         Owned::from_borrowed(self)
     }
 }
 
 /// The pointer of an optional reference (null for `None`), still owned by it.
 #[inline]
-pub fn opt_as_object<T>(o: &Option<Owned<'_, T>>) -> *mut PyObject {
+pub(crate) fn opt_as_object<T>(o: &Option<Owned<'_, T>>) -> *mut PyObject {
     o.as_ref().map_or(ptr::null_mut(), Owned::as_object)
 }
 
 /// The C return value of a function that returns a new reference or null.
 #[inline]
-pub fn into_ptr<T>(r: PyResult<Owned<'_, T>>) -> *mut T {
+pub(crate) fn into_ptr<T>(r: PyResult<Owned<'_, T>>) -> *mut T {
     r.map_or(ptr::null_mut(), Owned::into_raw)
 }
 
 /// The C return value of a function that returns 0 or -1.
 #[inline]
-pub fn into_status(r: PyResult<()>) -> c_int {
+pub(crate) fn into_status(r: PyResult<()>) -> c_int {
     match r {
         Ok(()) => 0,
         Err(PyErrSet) => -1,
@@ -356,13 +360,13 @@ pub fn into_status(r: PyResult<()>) -> c_int {
 
 /// A C success flag (0 with an exception set, as `PyArg_ParseTuple` returns) as a result.
 #[inline]
-pub fn check_success(success: c_int) -> PyResult<()> {
+pub(crate) fn check_success(success: c_int) -> PyResult<()> {
     if success == 0 { Err(PyErrSet) } else { Ok(()) }
 }
 
 /// A C status (`< 0` with an exception set) as a result.
 #[inline]
-pub fn check_status(status: c_int) -> PyResult<c_int> {
+pub(crate) fn check_status(status: c_int) -> PyResult<c_int> {
     if status < 0 {
         Err(PyErrSet)
     } else {

@@ -20,7 +20,7 @@ const CORRUPT_ENV: &str = "GREENLET_RS_TEST_CORRUPT_DEBUG_OFFSET";
 
 /// # Safety
 /// The GIL is held.
-pub unsafe fn check() -> PyResult<()> {
+pub(crate) unsafe fn check() -> PyResult<()> {
     // SAFETY: callable at any time after initialisation.
     let version = unsafe { pyo3_ffi::Py_GetVersion() };
     // SAFETY: a static C string such as "3.12.1 (main, ...)".
@@ -190,7 +190,7 @@ fn entries(t: &crate::cpython::debug_offsets::DebugOffsets) -> Vec<(&'static str
 
 /// Compares the runtime's table with our mirrors; the error lists every difference.
 #[cfg(Py_3_13)]
-pub fn compare_debug_offsets(
+pub(crate) fn compare_debug_offsets(
     t: &crate::cpython::debug_offsets::DebugOffsets,
 ) -> Result<(), String> {
     use crate::cpython::debug_offsets::COOKIE;

@@ -20,19 +20,19 @@ use greenlet_core::SwitchContext;
 use pyo3_ffi::{PyObject, visitproc};
 use std::sync::Mutex;
 
-pub struct ThreadState {
+pub(crate) struct ThreadState {
     /// Owned reference to this thread's main greenlet.
-    pub main_greenlet: *mut PyGreenlet,
+    pub(crate) main_greenlet: *mut PyGreenlet,
     /// Owned reference to the greenlet running in this thread.
-    pub current: *mut PyGreenlet,
+    pub(crate) current: *mut PyGreenlet,
     /// Owned; null when no trace function is set.
-    pub tracefunc: *mut PyObject,
+    pub(crate) tracefunc: *mut PyObject,
     /// Greenlets whose last reference went away in another thread; each entry holds a
     /// reference, dropped (which kills the greenlet) next time this thread asks for its
     /// current greenlet.
-    pub deleteme: Vec<*mut PyGreenlet>,
+    pub(crate) deleteme: Vec<*mut PyGreenlet>,
     /// Scratch space of the stack switch (stable address: the state is boxed).
-    pub switch_ctx: SwitchContext,
+    pub(crate) switch_ctx: SwitchContext,
 }
 
 /// Sentinel stored after the thread's state was handed over for destruction.
@@ -49,7 +49,7 @@ unsafe extern "C" {
 }
 
 /// C's `CLOCKS_PER_SEC` (XSI requires one million).
-pub const CLOCKS_PER_SEC: core::ffi::c_long = 1_000_000;
+pub(crate) const CLOCKS_PER_SEC: core::ffi::c_long = 1_000_000;
 
 /// Thread states of exited threads, waiting for a pending call to destroy them.
 /// The lock also orders "mark the main greenlet dead" against readers of that flag.
@@ -57,14 +57,14 @@ static TO_DESTROY: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
 /// `clock()` ticks spent hunting stray references to dead threads' main greenlets, or -1
 /// when that hunt is disabled.
-pub static CLOCKS_USED_DOING_GC: AtomicI64 = AtomicI64::new(0);
+pub(crate) static CLOCKS_USED_DOING_GC: AtomicI64 = AtomicI64::new(0);
 
 /// The current thread's state, created on first use.
 ///
 /// # Safety
 /// The GIL is held.
 #[inline(always)]
-pub unsafe fn current() -> PyResult<*mut ThreadState> {
+pub(crate) unsafe fn current() -> PyResult<*mut ThreadState> {
     let state = STATE.with(Cell::get);
     if state.is_null() || state == DESTROYED {
         // SAFETY: forwarded.
@@ -111,7 +111,7 @@ unsafe fn create_slow(state: *mut ThreadState) -> PyResult<*mut ThreadState> {
 /// # Safety
 /// The GIL is held. May run arbitrary Python code (the queued greenlets' GreenletExit).
 #[inline]
-pub unsafe fn borrow_current() -> PyResult<*mut PyGreenlet> {
+pub(crate) unsafe fn borrow_current() -> PyResult<*mut PyGreenlet> {
     // SAFETY: forwarded.
     let state = unsafe { current()? };
     // SAFETY: live state of this thread; a short read.
@@ -128,7 +128,7 @@ pub unsafe fn borrow_current() -> PyResult<*mut PyGreenlet> {
 /// # Safety
 /// The GIL is held.
 #[inline]
-pub unsafe fn is_current(g: *mut PyGreenlet) -> PyResult<bool> {
+pub(crate) unsafe fn is_current(g: *mut PyGreenlet) -> PyResult<bool> {
     // SAFETY: forwarded.
     let state = unsafe { current()? };
     // SAFETY: this thread's live state.
@@ -174,7 +174,7 @@ impl ThreadState {
     ///
     /// # Safety
     /// The GIL is held.
-    pub unsafe fn delete_when_thread_running(&mut self, g: *mut PyGreenlet) {
+    pub(crate) unsafe fn delete_when_thread_running(&mut self, g: *mut PyGreenlet) {
         // SAFETY: GIL held; the list keeps a reference.
         unsafe { pyo3_ffi::Py_INCREF(g.cast()) };
         self.deleteme.push(g);
@@ -185,7 +185,7 @@ impl ThreadState {
     ///
     /// # Safety
     /// The GIL is held; `this` is a live state; `func` is null or live.
-    pub unsafe fn set_tracefunc(this: *mut Self, func: *mut PyObject) {
+    pub(crate) unsafe fn set_tracefunc(this: *mut Self, func: *mut PyObject) {
         // SAFETY: GIL held.
         let func = if func == unsafe { pyo3_ffi::Py_None() } {
             ptr::null_mut()
@@ -205,7 +205,7 @@ impl ThreadState {
     ///
     /// # Safety
     /// Called from `tp_traverse`.
-    pub unsafe fn traverse(&self, visit: visitproc, arg: *mut c_void) -> c_int {
+    pub(crate) unsafe fn traverse(&self, visit: visitproc, arg: *mut c_void) -> c_int {
         for p in [
             if self.current != self.main_greenlet {
                 self.current.cast()
@@ -263,7 +263,7 @@ impl Drop for ExitHook {
 }
 
 /// Number of thread states waiting for destruction (test hook).
-pub fn pending_cleanup_count() -> usize {
+pub(crate) fn pending_cleanup_count() -> usize {
     TO_DESTROY.lock().unwrap_or_else(|e| e.into_inner()).len()
 }
 

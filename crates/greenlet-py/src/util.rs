@@ -8,32 +8,32 @@ use pyo3_ffi::PyObject;
 
 /// A global that is only ever touched with the GIL held (this crate does not support
 /// free-threaded builds, see `cpython/mod.rs`).
-pub struct GilCell<T>(UnsafeCell<T>);
+pub(crate) struct GilCell<T>(UnsafeCell<T>);
 
 // SAFETY: every access goes through `get`, whose contract requires the GIL, which
 // serialises all threads.
 unsafe impl<T> Sync for GilCell<T> {}
 
 impl<T> GilCell<T> {
-    pub const fn new(value: T) -> Self {
+    pub(crate) const fn new(value: T) -> Self {
         Self(UnsafeCell::new(value))
     }
 
     /// # Safety
     /// The GIL is held for as long as the pointer is used.
     #[inline(always)]
-    pub unsafe fn get(&self) -> *mut T {
+    pub(crate) unsafe fn get(&self) -> *mut T {
         self.0.get()
     }
 }
 
-pub use crate::py::{PyErrSet, PyResult};
+pub(crate) use crate::py::{PyErrSet, PyResult};
 
 /// Sets `exc` with a fixed message and returns the error marker.
 ///
 /// # Safety
 /// The GIL is held and `exc` is an exception type.
-pub unsafe fn set_error(exc: *mut PyObject, msg: &CStr) -> PyErrSet {
+pub(crate) unsafe fn set_error(exc: *mut PyObject, msg: &CStr) -> PyErrSet {
     // SAFETY: the caller holds the GIL; both pointers are valid.
     unsafe { pyo3_ffi::PyErr_SetString(exc, msg.as_ptr()) };
     PyErrSet
@@ -44,7 +44,7 @@ pub unsafe fn set_error(exc: *mut PyObject, msg: &CStr) -> PyErrSet {
 /// # Safety
 /// The GIL is held and `obj` is null or a live object.
 #[inline(always)]
-pub unsafe fn xnewref<T>(obj: *mut T) -> *mut T {
+pub(crate) unsafe fn xnewref<T>(obj: *mut T) -> *mut T {
     // SAFETY: see the function contract.
     unsafe { pyo3_ffi::Py_XINCREF(obj.cast()) };
     obj
@@ -58,7 +58,7 @@ pub unsafe fn xnewref<T>(obj: *mut T) -> *mut T {
 /// # Safety
 /// The GIL is held; `slot` is valid and `*slot` is null or an owned reference.
 #[inline]
-pub unsafe fn replace_owned<T>(slot: *mut *mut T, value: *mut T) {
+pub(crate) unsafe fn replace_owned<T>(slot: *mut *mut T, value: *mut T) {
     // SAFETY: `slot` is valid (contract); the write ends before the release below.
     let old = unsafe { ptr::replace(slot, value) };
     // SAFETY: `old` was owned by the slot; the GIL is held.
@@ -70,13 +70,13 @@ pub unsafe fn replace_owned<T>(slot: *mut *mut T, value: *mut T) {
 /// # Safety
 /// As for [`replace_owned`].
 #[inline]
-pub unsafe fn clear_owned<T>(slot: *mut *mut T) {
+pub(crate) unsafe fn clear_owned<T>(slot: *mut *mut T) {
     // SAFETY: forwarded contract.
     unsafe { replace_owned(slot, ptr::null_mut()) }
 }
 
 /// A fetched (saved) exception, restored explicitly or dropped.
-pub struct SavedError {
+pub(crate) struct SavedError {
     ty: *mut PyObject,
     value: *mut PyObject,
     tb: *mut PyObject,
@@ -92,7 +92,7 @@ impl SavedError {
         deprecated,
         reason = "the (type, value, traceback) error API is deprecated from 3.12 but still exact on every version we support, and 3.10/3.11 have nothing else"
     )]
-    pub unsafe fn fetch() -> Self {
+    pub(crate) unsafe fn fetch() -> Self {
         let mut s = Self {
             ty: ptr::null_mut(),
             value: ptr::null_mut(),
@@ -112,7 +112,7 @@ impl SavedError {
         deprecated,
         reason = "the (type, value, traceback) error API is deprecated from 3.12 but still exact on every version we support, and 3.10/3.11 have nothing else"
     )]
-    pub unsafe fn restore(self) {
+    pub(crate) unsafe fn restore(self) {
         let s = core::mem::ManuallyDrop::new(self);
         // SAFETY: GIL held; ownership of the three references moves to the thread state.
         unsafe { pyo3_ffi::PyErr_Restore(s.ty, s.value, s.tb) };
@@ -122,7 +122,7 @@ impl SavedError {
     ///
     /// # Safety
     /// The GIL is held.
-    pub unsafe fn discard(self) {
+    pub(crate) unsafe fn discard(self) {
         let s = core::mem::ManuallyDrop::new(self);
         // SAFETY: the GIL is held (contract); `s` owned the three references.
         unsafe { release_three(s.ty, s.value, s.tb) };
@@ -143,7 +143,7 @@ impl Drop for SavedError {
 ///
 /// # Safety
 /// The GIL is held.
-pub unsafe fn write_unraisable_if_set() {
+pub(crate) unsafe fn write_unraisable_if_set() {
     // SAFETY: the GIL is held (contract).
     if unsafe { pyo3_ffi::PyErr_Occurred() }.is_null() {
         return;
@@ -170,7 +170,7 @@ unsafe fn release_three(a: *mut PyObject, b: *mut PyObject, c: *mut PyObject) {
 /// # Safety
 /// The GIL is held and `ob` is a live (or being-deallocated) object.
 #[inline]
-pub unsafe fn set_refcnt(ob: *mut PyObject, n: pyo3_ffi::Py_ssize_t) {
+pub(crate) unsafe fn set_refcnt(ob: *mut PyObject, n: pyo3_ffi::Py_ssize_t) {
     // SAFETY: a live (or being-deallocated) object, not borrowed elsewhere (contract); the
     // borrow ends with the write.
     let ob = unsafe { &mut *ob };

@@ -17,7 +17,7 @@ const NO_RUN_ON_MAIN: &core::ffi::CStr = c"Main greenlets do not have a run attr
 
 impl Greenlet {
     /// The `run` getter.
-    pub fn get_run<'py>(&self, py: Gil<'py>) -> PyResult<Owned<'py>> {
+    pub(crate) fn get_run<'py>(&self, py: Gil<'py>) -> PyResult<Owned<'py>> {
         match self.kind {
             Kind::Main { .. } => Err(py.attribute_error(NO_RUN_ON_MAIN)),
             Kind::User { run_callable, .. } => {
@@ -38,7 +38,7 @@ impl Greenlet {
     ///
     /// # Safety
     /// `this` points at a live implementation; the caller holds no reference into it.
-    pub unsafe fn set_run(
+    pub(crate) unsafe fn set_run(
         this: *mut Self,
         py: Gil<'_>,
         value: Option<Borrowed<'_, '_>>,
@@ -69,7 +69,7 @@ impl Greenlet {
     ///
     /// # Safety
     /// `this` points at a live implementation; the caller holds no reference into it.
-    pub unsafe fn set_parent(
+    pub(crate) unsafe fn set_parent(
         this: *mut Self,
         py: Gil<'_>,
         value: Option<Borrowed<'_, '_>>,
@@ -131,7 +131,7 @@ impl Greenlet {
     ///
     /// # Safety
     /// `this` points at a live implementation.
-    pub unsafe fn get_context<'py>(this: *const Self, py: Gil<'py>) -> PyResult<Owned<'py>> {
+    pub(crate) unsafe fn get_context<'py>(this: *const Self, py: Gil<'py>) -> PyResult<Owned<'py>> {
         // SAFETY: live (contract); short reads only, since `is_current` may run code.
         let me = unsafe { &*this };
         let (running, self_) = (me.is_currently_running_in_some_thread(), me.self_);
@@ -159,7 +159,7 @@ impl Greenlet {
     ///
     /// # Safety
     /// `this` points at a live implementation; the caller holds no reference into it.
-    pub unsafe fn set_context(
+    pub(crate) unsafe fn set_context(
         this: *mut Self,
         py: Gil<'_>,
         given: Option<Borrowed<'_, '_>>,

@@ -20,11 +20,11 @@ mod attributes;
 /// The Python-visible object. Its size (40 bytes on 64-bit GIL builds) and field offsets
 /// are ABI: gevent's Cython classes subclass it in C and put their own fields after it.
 #[repr(C)]
-pub struct PyGreenlet {
-    pub ob_base: PyObject,
-    pub weakreflist: *mut PyObject,
-    pub dict: *mut PyObject,
-    pub pimpl: *mut Greenlet,
+pub(crate) struct PyGreenlet {
+    pub(crate) ob_base: PyObject,
+    pub(crate) weakreflist: *mut PyObject,
+    pub(crate) dict: *mut PyObject,
+    pub(crate) pimpl: *mut Greenlet,
 }
 
 impl PyGreenlet {
@@ -34,7 +34,7 @@ impl PyGreenlet {
     /// `this` points at a live greenlet after `tp_new`, and the borrow ends before
     /// anything that can run Python code (which could reach the same greenlet).
     #[inline(always)]
-    pub unsafe fn imp<'a>(this: *mut PyGreenlet) -> &'a Greenlet {
+    pub(crate) unsafe fn imp<'a>(this: *mut PyGreenlet) -> &'a Greenlet {
         // SAFETY: a live greenlet (contract), whose `pimpl` is set and live.
         let p = unsafe { (*this).pimpl };
         // SAFETY: as above; the caller keeps the borrow short.
@@ -50,7 +50,7 @@ const _: () = {
     assert!(core::mem::offset_of!(PyGreenlet, pimpl) == 32);
 };
 
-pub enum Kind {
+pub(crate) enum Kind {
     /// A greenlet created from Python or C.
     User {
         /// Owned; null only after `tp_clear`.
@@ -76,29 +76,29 @@ pub enum Kind {
 /// misses on these objects, and one line instead of several halves its time (12.4 ->
 /// 6.5 ms).
 #[repr(C)]
-pub struct Greenlet {
-    pub kind: Kind,
-    pub exception: ExceptionState,
-    pub python: PythonState,
+pub(crate) struct Greenlet {
+    pub(crate) kind: Kind,
+    pub(crate) exception: ExceptionState,
+    pub(crate) python: PythonState,
     /// Back-pointer to the Python object (borrowed).
-    pub self_: *mut PyGreenlet,
-    pub stack: StackState,
+    pub(crate) self_: *mut PyGreenlet,
+    pub(crate) stack: StackState,
     /// Pending switch arguments (owned). Both null with an exception set means "throw".
-    pub args: *mut PyObject,
-    pub kwargs: *mut PyObject,
+    pub(crate) args: *mut PyObject,
+    pub(crate) kwargs: *mut PyObject,
     /// Failures on demand, set only through `UnswitchableGreenlet` (a test double); kept
     /// out of [`Kind`] so that production code never matches on them.
-    pub test_hooks: TestHooks,
+    pub(crate) test_hooks: TestHooks,
 }
 
 /// The switch failures `greenlet._greenlet.UnswitchableGreenlet` can ask for (upstream's
 /// `BrokenGreenlet`). Both false for every other greenlet.
 #[derive(Clone, Copy, Default)]
-pub struct TestHooks {
+pub(crate) struct TestHooks {
     /// Fail the switch at the Python level (`force_switch_error`).
-    pub fail_switch: bool,
+    pub(crate) fail_switch: bool,
     /// Fail the low-level stack switch, which is fatal (`force_slp_switch_error`).
-    pub fail_stack_switch: bool,
+    pub(crate) fail_stack_switch: bool,
 }
 
 // The collector's fields fit the first 64 bytes (see [`Greenlet`]); `python` starts with
@@ -108,7 +108,7 @@ pub struct TestHooks {
 const _: () = assert!(core::mem::offset_of!(Greenlet, python) <= 56);
 
 /// Number of live main greenlets (a test hook: `get_total_main_greenlets`).
-pub static TOTAL_MAIN_GREENLETS: core::sync::atomic::AtomicIsize =
+pub(crate) static TOTAL_MAIN_GREENLETS: core::sync::atomic::AtomicIsize =
     core::sync::atomic::AtomicIsize::new(0);
 
 /// Implementation objects of freed greenlets, kept (uninitialised) for the next ones, so
@@ -123,7 +123,7 @@ impl Greenlet {
     ///
     /// # Safety
     /// The GIL is held.
-    pub unsafe fn alloc_user(self_: *mut PyGreenlet, parent: *mut PyGreenlet) -> *mut Self {
+    pub(crate) unsafe fn alloc_user(self_: *mut PyGreenlet, parent: *mut PyGreenlet) -> *mut Self {
         let value = Self::user_value(self_, parent);
         // SAFETY: the GIL is held (contract), which serialises every use of the free list.
         let pool = unsafe { FREE_IMPLS.get() };
@@ -145,7 +145,7 @@ impl Greenlet {
     /// # Safety
     /// The GIL is held; `p` came from [`Self::alloc_user`] or `Box::into_raw` of
     /// [`Self::new_main`] and is not used afterwards.
-    pub unsafe fn free(p: *mut Self) {
+    pub(crate) unsafe fn free(p: *mut Self) {
         // SAFETY: `p` is a live implementation nobody uses afterwards (contract).
         unsafe { ptr::drop_in_place(p) };
         // SAFETY: the GIL is held (contract), which serialises every use of the free list.
@@ -178,7 +178,7 @@ impl Greenlet {
         }
     }
 
-    pub fn new_main(self_: *mut PyGreenlet, state: *mut ThreadState) -> Box<Self> {
+    pub(crate) fn new_main(self_: *mut PyGreenlet, state: *mut ThreadState) -> Box<Self> {
         TOTAL_MAIN_GREENLETS.fetch_add(1, Ordering::Relaxed);
         Box::new(Self {
             self_,
@@ -195,24 +195,24 @@ impl Greenlet {
     }
 
     #[inline(always)]
-    pub fn is_main(&self) -> bool {
+    pub(crate) fn is_main(&self) -> bool {
         matches!(self.kind, Kind::Main { .. })
     }
 
     #[inline(always)]
-    pub fn started(&self) -> bool {
+    pub(crate) fn started(&self) -> bool {
         self.stack.started()
     }
 
     #[inline(always)]
-    pub fn active(&self) -> bool {
+    pub(crate) fn active(&self) -> bool {
         self.stack.active()
     }
 
     /// The main greenlet of the thread this greenlet runs in (itself for a main greenlet);
     /// null for a user greenlet that has not started.
     #[inline(always)]
-    pub fn main_greenlet(&self) -> *mut PyGreenlet {
+    pub(crate) fn main_greenlet(&self) -> *mut PyGreenlet {
         match self.kind {
             Kind::User { main_greenlet, .. } => main_greenlet,
             Kind::Main { .. } => self.self_,
@@ -220,7 +220,7 @@ impl Greenlet {
     }
 
     #[inline(always)]
-    pub fn parent(&self) -> *mut PyGreenlet {
+    pub(crate) fn parent(&self) -> *mut PyGreenlet {
         match self.kind {
             Kind::User { parent, .. } => parent,
             Kind::Main { .. } => ptr::null_mut(),
@@ -230,7 +230,7 @@ impl Greenlet {
     /// The owning thread's state, or null if the greenlet never started or its thread
     /// has exited.
     #[inline(always)]
-    pub fn thread_state(&self) -> *mut ThreadState {
+    pub(crate) fn thread_state(&self) -> *mut ThreadState {
         match &self.kind {
             Kind::Main { thread_state } => thread_state.load(Ordering::Relaxed),
             Kind::User { main_greenlet, .. } => {
@@ -247,7 +247,7 @@ impl Greenlet {
 
     /// Started in a thread that has since exited.
     #[inline]
-    pub fn was_running_in_dead_thread(&self) -> bool {
+    pub(crate) fn was_running_in_dead_thread(&self) -> bool {
         match &self.kind {
             Kind::Main { thread_state } => thread_state.load(Ordering::Relaxed).is_null(),
             Kind::User { main_greenlet, .. } => {
@@ -257,12 +257,12 @@ impl Greenlet {
     }
 
     /// Running right now in some thread (active, with no saved frame).
-    pub fn is_currently_running_in_some_thread(&self) -> bool {
+    pub(crate) fn is_currently_running_in_some_thread(&self) -> bool {
         self.active() && self.python.top_frame().is_null()
     }
 
     /// Walks the parents to the main greenlet this greenlet would run under.
-    pub fn find_main_greenlet_in_lineage(&self) -> *mut PyGreenlet {
+    pub(crate) fn find_main_greenlet_in_lineage(&self) -> *mut PyGreenlet {
         let mut g: *const Greenlet = self;
         loop {
             // SAFETY: parents are owned references, so each pimpl is alive.
@@ -293,7 +293,7 @@ impl Greenlet {
     /// The GIL is held; `this` points at a live implementation, and the caller holds no
     /// reference into it (dropping runs code that may reach it).
     #[inline]
-    pub unsafe fn release_args(this: *mut Self) {
+    pub(crate) unsafe fn release_args(this: *mut Self) {
         // SAFETY: a live implementation (contract); no borrow is created.
         let args = unsafe { &raw mut (*this).args };
         // SAFETY: an owned reference, taken out before it is released; no borrow of the
@@ -307,7 +307,7 @@ impl Greenlet {
     }
 
     #[inline(always)]
-    pub fn has_args(&self) -> bool {
+    pub(crate) fn has_args(&self) -> bool {
         !self.args.is_null() || !self.kwargs.is_null()
     }
 
@@ -315,7 +315,7 @@ impl Greenlet {
     ///
     /// # Safety
     /// The GIL is held.
-    pub unsafe fn check_switch_allowed(&self) -> PyResult<()> {
+    pub(crate) unsafe fn check_switch_allowed(&self) -> PyResult<()> {
         let g = globals();
         let my_main = self.find_main_greenlet_in_lineage();
         if my_main.is_null() {
@@ -367,7 +367,7 @@ impl Greenlet {
     /// # Safety
     /// The GIL is held, the greenlet is not running, `this` points at a live
     /// implementation, and the caller holds no reference into it.
-    pub unsafe fn deactivate_and_free(this: *mut Self) {
+    pub(crate) unsafe fn deactivate_and_free(this: *mut Self) {
         let cleared = {
             // SAFETY: live (contract); the borrow ends with this block, before the
             // references taken out are released.
@@ -384,7 +384,7 @@ impl Greenlet {
 
     /// # Safety
     /// As for [`Self::deactivate_and_free`].
-    pub unsafe fn murder_in_place(this: *mut Self) {
+    pub(crate) unsafe fn murder_in_place(this: *mut Self) {
         // SAFETY: live (contract); the field is written before its old value is released.
         unsafe { Self::clear_user_field(this, UserField::MainGreenlet) };
         // SAFETY: live (contract); a short read.
@@ -423,7 +423,7 @@ impl Greenlet {
 
     /// # Safety
     /// Called from `tp_traverse`.
-    pub unsafe fn traverse(&self, visit: visitproc, arg: *mut c_void) -> i32 {
+    pub(crate) unsafe fn traverse(&self, visit: visitproc, arg: *mut c_void) -> i32 {
         macro_rules! visit {
             ($p:expr) => {
                 let p: *mut PyObject = $p.cast();
@@ -475,7 +475,7 @@ impl Greenlet {
     ///
     /// # Safety
     /// As for [`Self::deactivate_and_free`].
-    pub unsafe fn clear(this: *mut Self) {
+    pub(crate) unsafe fn clear(this: *mut Self) {
         // Each borrow below ends before the references it took out are released, and each
         // step reaches the greenlet again through `this` (a release may have run code).
         // SAFETY: live (contract); a short read.

@@ -68,7 +68,7 @@ fn leak<T>(v: Vec<T>) -> *mut T {
 ///
 /// # Safety
 /// The GIL is held; called once, at module init.
-pub unsafe fn create_type() -> *mut PyTypeObject {
+pub(crate) unsafe fn create_type() -> *mut PyTypeObject {
     let methods = leak(vec![
         PyMethodDef {
             ml_name: c"switch".as_ptr(),
@@ -198,7 +198,7 @@ pub unsafe fn create_type() -> *mut PyTypeObject {
 ///
 /// # Safety
 /// The GIL is held; `ty` was just created by [`create_type`].
-pub unsafe fn finish_type(
+pub(crate) unsafe fn finish_type(
     ty: *mut PyTypeObject,
     attrs: &[(&core::ffi::CStr, *mut PyObject)],
 ) -> PyResult<()> {

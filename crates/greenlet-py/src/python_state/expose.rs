@@ -26,7 +26,7 @@ impl PythonState {
     /// Called on the greenlet being switched away from, after [`Self::save`], before the
     /// stack switch, with the GIL held.
     #[cfg(Py_3_12)]
-    pub unsafe fn expose_frames(&mut self) {
+    pub(crate) unsafe fn expose_frames(&mut self) {
         use crate::cpython::frame::{FRAME_OWNED_BY_GENERATOR, FrameObject, frame_object_of};
         self.relinked_len = 0;
         if let Some(spill) = self.relinked_spill.as_mut() {

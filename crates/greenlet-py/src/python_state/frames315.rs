@@ -40,7 +40,11 @@ unsafe fn thread_frames(top: *mut PyFrameObject) -> impl Iterator<Item = *mut In
 
 /// # Safety
 /// Called from `tp_traverse`; `top` as for [`thread_frames`].
-pub unsafe fn traverse(top: *mut PyFrameObject, visit: visitproc, arg: *mut c_void) -> c_int {
+pub(crate) unsafe fn traverse(
+    top: *mut PyFrameObject,
+    visit: visitproc,
+    arg: *mut c_void,
+) -> c_int {
     // SAFETY: see the function contract; every visited pointer is a reference the
     // frame holds.
     unsafe {
@@ -75,7 +79,7 @@ pub unsafe fn traverse(top: *mut PyFrameObject, visit: visitproc, arg: *mut c_vo
 ///
 /// # Safety
 /// The GIL is held; `top` as for [`thread_frames`], and those frames never run again.
-pub unsafe fn clear(top: *mut PyFrameObject) {
+pub(crate) unsafe fn clear(top: *mut PyFrameObject) {
     // SAFETY: see the function contract. Collect first: releasing a reference can
     // free the frame object we came from, but not the interpreter frames, which live
     // in the data stack.

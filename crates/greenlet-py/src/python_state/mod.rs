@@ -43,7 +43,7 @@ type UseTracing = u8;
 /// `repr(C)`: `context` comes first, on the cache line the collector reads (see
 /// [`crate::greenlet::Greenlet`]).
 #[repr(C)]
-pub struct PythonState {
+pub(crate) struct PythonState {
     /// The greenlet's `contextvars` context (owned), while it is not running.
     context: *mut PyObject,
     /// The frame the greenlet will resume in, while it is suspended. Borrowed: the
@@ -116,7 +116,7 @@ impl Default for PythonState {
 }
 
 impl PythonState {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             context: ptr::null_mut(),
             top_frame: ptr::null_mut(),
@@ -158,7 +158,7 @@ impl PythonState {
     /// `tstate` is the current thread state, the GIL is held, `self` is empty, and (3.11+)
     /// the current frame object exists already (see [`materialize_frame`]).
     #[inline]
-    pub unsafe fn save(&mut self, tstate: *mut PyThreadState) {
+    pub(crate) unsafe fn save(&mut self, tstate: *mut PyThreadState) {
         // SAFETY:
         // - `tstate` is the live current thread state (caller);
         // - `cframe` (before 3.13) points at a `_PyCFrame` of the running greenlet's
@@ -233,7 +233,7 @@ impl PythonState {
     /// `tstate` is the current thread state whose previous contents were saved elsewhere,
     /// and this greenlet's stack has just been restored.
     #[inline]
-    pub unsafe fn restore(&mut self, tstate: *mut PyThreadState) {
+    pub(crate) unsafe fn restore(&mut self, tstate: *mut PyThreadState) {
         // SAFETY:
         // - `tstate` is the live current thread state (caller);
         // - `cframe` points at a `_PyCFrame` on this greenlet's stack, restored just now;
@@ -315,7 +315,7 @@ impl PythonState {
     /// # Safety
     /// `origin` is the current thread state.
     #[inline]
-    pub unsafe fn will_switch_from(&mut self, origin: *mut PyThreadState) {
+    pub(crate) unsafe fn will_switch_from(&mut self, origin: *mut PyThreadState) {
         #[cfg(not(Py_3_12))]
         {
             // SAFETY: `origin->cframe` is always valid while Python runs.
@@ -332,7 +332,7 @@ impl PythonState {
     /// # Safety
     /// `frame` lives on the new greenlet's part of the C stack for as long as it runs.
     #[cfg(not(Py_3_13))]
-    pub unsafe fn set_new_cframe(&mut self, frame: &mut CFrame) {
+    pub(crate) unsafe fn set_new_cframe(&mut self, frame: &mut CFrame) {
         // SAFETY: the current thread state and its cframe are live.
         unsafe {
             let ts = crate::cpython::pystate::tstate();
@@ -347,7 +347,7 @@ impl PythonState {
     ///
     /// # Safety
     /// `tstate` is the current thread state.
-    pub unsafe fn set_initial_state(&mut self, tstate: *mut PyThreadState) {
+    pub(crate) unsafe fn set_initial_state(&mut self, tstate: *mut PyThreadState) {
         self.top_frame = ptr::null_mut();
         // SAFETY: live thread state.
         let ts = unsafe { &*tstate };
@@ -386,7 +386,7 @@ impl PythonState {
     /// # Safety
     /// The GIL is held; with a non-null `tstate` the calling greenlet has no Python frames
     /// left and will never run Python code again.
-    pub unsafe fn did_finish(&mut self, tstate: *mut PyThreadState) {
+    pub(crate) unsafe fn did_finish(&mut self, tstate: *mut PyThreadState) {
         #[cfg(not(Py_3_11))]
         let _ = tstate;
         #[cfg(Py_3_11)]
@@ -411,16 +411,16 @@ impl PythonState {
         }
     }
 
-    pub fn top_frame(&self) -> *mut PyFrameObject {
+    pub(crate) fn top_frame(&self) -> *mut PyFrameObject {
         self.top_frame
     }
 
-    pub fn context(&self) -> *mut PyObject {
+    pub(crate) fn context(&self) -> *mut PyObject {
         self.context
     }
 
     /// Replaces the saved context, taking ownership of `context` and returning the old one.
-    pub fn replace_context(&mut self, context: *mut PyObject) -> *mut PyObject {
+    pub(crate) fn replace_context(&mut self, context: *mut PyObject) -> *mut PyObject {
         core::mem::replace(&mut self.context, context)
     }
 
@@ -447,7 +447,7 @@ impl PythonState {
 
     /// # Safety
     /// Called from `tp_traverse`.
-    pub unsafe fn traverse(
+    pub(crate) unsafe fn traverse(
         &self,
         visit: visitproc,
         arg: *mut c_void,
@@ -483,7 +483,7 @@ impl PythonState {
 
     /// Takes out the context and, for a greenlet of a dead thread (`own_top_frame`), the
     /// top frame, for [`Cleared::release`] once no borrow of the owner is live.
-    pub fn take_for_clear(&mut self, own_top_frame: bool) -> Cleared {
+    pub(crate) fn take_for_clear(&mut self, own_top_frame: bool) -> Cleared {
         let context = core::mem::replace(&mut self.context, ptr::null_mut());
         let frame = if own_top_frame {
             core::mem::replace(&mut self.top_frame, ptr::null_mut())
@@ -496,7 +496,7 @@ impl PythonState {
 
 /// References taken out of a [`PythonState`] by [`PythonState::take_for_clear`].
 #[must_use = "the references are only released by `release`"]
-pub struct Cleared {
+pub(crate) struct Cleared {
     context: *mut PyObject,
     frame: *mut PyFrameObject,
 }
@@ -507,7 +507,7 @@ impl Cleared {
     /// # Safety
     /// The GIL is held. Dropping may run arbitrary code, so no borrow of the greenlet the
     /// references came from may be live.
-    pub unsafe fn release(self) {
+    pub(crate) unsafe fn release(self) {
         let Cleared { context, frame } = self;
         // SAFETY: references we held; dropping them may run arbitrary code, after our
         // fields are already consistent.
@@ -540,7 +540,7 @@ fn current_recursion_depth(ts: &PyThreadState) -> c_int {
 /// # Safety
 /// `tstate` is the current thread state.
 #[cfg(not(Py_3_13))]
-pub unsafe fn trash_delete_nesting(tstate: *mut PyThreadState) -> c_int {
+pub(crate) unsafe fn trash_delete_nesting(tstate: *mut PyThreadState) -> c_int {
     // SAFETY: live thread state (caller).
     unsafe {
         #[cfg(not(Py_3_12))]
@@ -581,7 +581,7 @@ unsafe fn materialized_frame_object(tstate: *mut PyThreadState) -> *mut PyFrameO
 /// # Safety
 /// The GIL is held.
 #[inline]
-pub unsafe fn materialize_frame() {
+pub(crate) unsafe fn materialize_frame() {
     #[cfg(Py_3_11)]
     // SAFETY: plain C-API calls with the GIL held.
     unsafe {
