@@ -64,7 +64,7 @@ module_fn!(mod_settrace, |py, args| {
     // SAFETY: the GIL is held.
     let state = unsafe { thread_state::current()? };
     // SAFETY: this thread's state is live.
-    let previous = unsafe { (*state).tracefunc };
+    let previous = unsafe { &*state }.tracefunc();
     // SAFETY: the state owns its trace function, if any.
     let previous = unsafe { Borrowed::from_ptr_opt(py, previous) }
         .unwrap_or(py.none())
@@ -78,7 +78,7 @@ module_fn!(mod_gettrace, |py, _unused| {
     // SAFETY: the GIL is held.
     let state = unsafe { thread_state::current()? };
     // SAFETY: this thread's state is live.
-    let f = unsafe { (*state).tracefunc };
+    let f = unsafe { &*state }.tracefunc();
     // SAFETY: the state owns its trace function, if any.
     let f = unsafe { Borrowed::from_ptr_opt(py, f) };
     Ok(f.unwrap_or(py.none()).to_owned())

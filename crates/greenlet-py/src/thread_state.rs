@@ -22,17 +22,17 @@ use std::sync::Mutex;
 
 pub(crate) struct ThreadState {
     /// Owned reference to this thread's main greenlet.
-    pub(crate) main_greenlet: *mut PyGreenlet,
+    main_greenlet: *mut PyGreenlet,
     /// Owned reference to the greenlet running in this thread.
-    pub(crate) current: *mut PyGreenlet,
+    current: *mut PyGreenlet,
     /// Owned; null when no trace function is set.
-    pub(crate) tracefunc: *mut PyObject,
+    tracefunc: *mut PyObject,
     /// Greenlets whose last reference went away in another thread; each entry holds a
     /// reference, dropped (which kills the greenlet) next time this thread asks for its
     /// current greenlet.
-    pub(crate) deleteme: Vec<*mut PyGreenlet>,
+    deleteme: Vec<*mut PyGreenlet>,
     /// Scratch space of the stack switch (stable address: the state is boxed).
-    pub(crate) switch_ctx: SwitchContext,
+    switch_ctx: SwitchContext,
 }
 
 /// Sentinel stored after the thread's state was handed over for destruction.
@@ -169,6 +169,47 @@ unsafe fn clear_deleteme_list(state: *mut ThreadState, murder: bool) {
 }
 
 impl ThreadState {
+    /// This thread's main greenlet (borrowed from the state).
+    #[inline(always)]
+    pub(crate) fn main_greenlet(&self) -> *mut PyGreenlet {
+        self.main_greenlet
+    }
+
+    /// The greenlet running in this thread (borrowed from the state).
+    #[inline(always)]
+    pub(crate) fn current(&self) -> *mut PyGreenlet {
+        self.current
+    }
+
+    /// The trace function, or null (borrowed from the state).
+    #[inline(always)]
+    pub(crate) fn tracefunc(&self) -> *mut PyObject {
+        self.tracefunc
+    }
+
+    /// The scratch space of the stack switch, at its stable address.
+    ///
+    /// # Safety
+    /// `this` is a live state.
+    #[inline(always)]
+    pub(crate) unsafe fn switch_ctx(this: *mut Self) -> *mut SwitchContext {
+        // SAFETY: a live state (contract); no borrow is created.
+        unsafe { &raw mut (*this).switch_ctx }
+    }
+
+    /// Makes `new` (an owned reference) the running greenlet and returns the previous one
+    /// (owned by the caller now).
+    ///
+    /// # Safety
+    /// `this` is a live state; `new` is an owned reference to a greenlet of its thread.
+    #[inline(always)]
+    pub(crate) unsafe fn replace_current(this: *mut Self, new: *mut PyGreenlet) -> *mut PyGreenlet {
+        // SAFETY: a live state (contract); no borrow is created.
+        let slot = unsafe { &raw mut (*this).current };
+        // SAFETY: a valid, aligned field; the old owned reference moves to the caller.
+        unsafe { ptr::replace(slot, new) }
+    }
+
     /// Queues `g` (a greenlet of this state's thread, deallocated elsewhere) to be killed
     /// in its own thread.
     ///

@@ -341,7 +341,7 @@ impl Greenlet {
         // SAFETY: GIL held.
         let state = unsafe { thread_state::current()? };
         // SAFETY: the thread state is live while its thread runs.
-        let cur_main = unsafe { (*state).main_greenlet };
+        let cur_main = unsafe { &*state }.main_greenlet();
         // SAFETY: the current thread's main greenlet is alive.
         let cur_main_dead = unsafe { PyGreenlet::imp(cur_main) }
             .thread_state()

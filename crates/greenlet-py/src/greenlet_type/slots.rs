@@ -338,7 +338,7 @@ unsafe fn kill_on_dealloc(slf: *mut PyObject) -> bool {
     };
     let same_thread = match main_greenlet {
         // SAFETY: this thread's state is live while the thread runs.
-        Some(m) => !owner.is_null() && !here.is_null() && m == unsafe { (*here).main_greenlet },
+        Some(m) => !owner.is_null() && !here.is_null() && m == unsafe { &*here }.main_greenlet(),
         None => false,
     };
     if same_thread {

@@ -27,7 +27,7 @@ use trace::call_trace;
 use crate::cpython::pystate::tstate;
 use crate::globals::globals;
 use crate::greenlet::{Greenlet, PyGreenlet};
-use crate::thread_state;
+use crate::thread_state::{self, ThreadState};
 use crate::util::{PyErrSet, PyResult, set_error, xnewref};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -224,7 +224,7 @@ unsafe fn g_switchstack(this: *mut Greenlet) -> Switched {
             Err(greenlet_core::SwitchError::OutOfMemory)
         } else {
             greenlet_core::switch(
-                ptr::addr_of_mut!((*state).switch_ctx),
+                ThreadState::switch_ctx(state),
                 ptr::addr_of_mut!((*cur).stack),
                 ptr::addr_of_mut!((*this).stack),
             )
@@ -258,9 +258,7 @@ unsafe fn switchstack_success(now: *mut Greenlet) -> *mut PyGreenlet {
         (*now).python.restore(ts);
         (*now).exception.restore(ts);
         let state = (*now).thread_state();
-        let origin = (*state).current;
-        (*state).current = xnewref((*now).self_);
-        origin
+        ThreadState::replace_current(state, xnewref((*now).self_))
     }
 }
 
@@ -284,7 +282,7 @@ unsafe fn g_switch_finish(this: *mut Greenlet, origin: *mut PyGreenlet) -> PyRes
             result = pack_args(a, k);
         }
         let state = (*this).thread_state();
-        let tracefunc = xnewref((*state).tracefunc);
+        let tracefunc = xnewref((*state).tracefunc());
         let mut failed = false;
         if !tracefunc.is_null() {
             let event = if result.is_null() {

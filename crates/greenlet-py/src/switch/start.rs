@@ -101,13 +101,13 @@ pub(super) unsafe fn g_initialstub(
                 return Switched::FAILED;
             }
         };
-        let current = (*state).current;
+        let current = (*state).current();
         (*this).stack =
             greenlet_core::StackState::for_new_greenlet(mark, &(*(*current).pimpl).stack);
         (*this).python.set_initial_state(tstate());
         (*this).exception.clear_without_decref();
         if let Kind::User { main_greenlet, .. } = &mut (*this).kind {
-            crate::util::replace_owned(main_greenlet, xnewref((*state).main_greenlet));
+            crate::util::replace_owned(main_greenlet, xnewref((*state).main_greenlet()));
         }
         let err = g_switchstack(this);
         if err.new_current == this {
@@ -149,7 +149,7 @@ pub(super) unsafe fn inner_bootstrap(
             crate::util::replace_owned(run_callable, run);
         }
         let state = (*this).thread_state();
-        let tracefunc = xnewref((*state).tracefunc);
+        let tracefunc = xnewref((*state).tracefunc());
         if !tracefunc.is_null() {
             let event = if args.is_null() && kwargs.is_null() {
                 g.event_throw
