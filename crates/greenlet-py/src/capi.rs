@@ -1,20 +1,15 @@
 //! `greenlet._C_API`: the capsule of 12 pointers that C and Cython clients (gevent among
 //! them) reach through `PyGreenlet_Import()` in `greenlet.h`. The order is ABI.
 
-use crate::globals::globals;
-use crate::greenlet::PyGreenlet;
+use crate::globals::{globals, is_greenlet};
+use crate::greenlet::{Greenlet, PyGreenlet};
 use crate::greenlet_type;
+use crate::py::{Borrowed, Gil, Owned, PyErrSet, PyResult, into_ptr, into_status, opt_into_raw};
 use crate::switch;
 use crate::thread_state;
-use crate::util::{PyErrSet, xnewref};
 use core::ffi::{c_int, c_void};
 use core::ptr;
 use pyo3_ffi::*;
-
-unsafe fn is_greenlet(obj: *mut PyObject) -> bool {
-    // SAFETY: GIL held (caller).
-    unsafe { !obj.is_null() && PyObject_TypeCheck(obj, globals().greenlet_type) != 0 }
-}
 
 /// Slot 3: `PyGreenlet_New(run, parent)`; goes through `tp_new` and `tp_init`.
 unsafe extern "C-unwind" fn capi_new(
@@ -22,43 +17,57 @@ unsafe extern "C-unwind" fn capi_new(
     parent: *mut PyGreenlet,
 ) -> *mut PyGreenlet {
     // SAFETY: C API contract: called with the GIL held.
-    unsafe {
-        let g = globals();
-        let new = greenlet_type::green_new(g.greenlet_type, ptr::null_mut(), ptr::null_mut());
-        if new.is_null() {
-            return ptr::null_mut();
-        }
-        let kwargs = PyDict_New();
-        let ok = !kwargs.is_null()
-            && (run.is_null() || PyDict_SetItem(kwargs, g.str_run, run) == 0)
+    let py = unsafe { Gil::assume() };
+    let g = globals();
+    // SAFETY: the GIL is held; our own type.
+    let new =
+        unsafe { greenlet_type::green_new(g.greenlet_type, ptr::null_mut(), ptr::null_mut()) };
+    // SAFETY: a new reference or null with an exception set.
+    let Ok(new) = (unsafe { Owned::from_raw(py, new) }) else {
+        return ptr::null_mut();
+    };
+    // SAFETY: the GIL is held.
+    let kwargs = unsafe { PyDict_New() };
+    // SAFETY: a new reference or null with an exception set.
+    let kwargs = unsafe { Owned::from_raw(py, kwargs) };
+    let ok = kwargs.is_ok_and(|kwargs| {
+        let k = kwargs.as_object();
+        (run.is_null()
+            // SAFETY: the GIL is held; a fresh dict; `run` and `parent` are null or live
+            // (C API contract).
+            || unsafe { PyDict_SetItem(k, g.str_run, run) } == 0)
             && (parent.is_null()
-                || PyDict_SetItemString(kwargs, c"parent".as_ptr(), parent.cast()) == 0)
-            && (*Py_TYPE(new)).tp_init.expect("tp_init")(new, g.empty_tuple, kwargs) == 0;
-        Py_XDECREF(kwargs);
-        if !ok {
-            Py_DECREF(new);
-            return ptr::null_mut();
-        }
-        new.cast()
+                // SAFETY: as above.
+                || unsafe { PyDict_SetItemString(k, c"parent".as_ptr(), parent.cast()) } == 0)
+            && {
+                // SAFETY: `new` is live, so is its type.
+                let ty = unsafe { Py_TYPE(new.as_object()) };
+                // SAFETY: a live type object.
+                let init = unsafe { (*ty).tp_init }.expect("tp_init");
+                // SAFETY: the GIL is held; `tp_init` of the instance's own type.
+                unsafe { init(new.as_object(), g.empty_tuple, k) == 0 }
+            }
+    });
+    if !ok {
+        return ptr::null_mut();
     }
+    new.into_raw().cast()
 }
 
 /// Slot 4: `PyGreenlet_GetCurrent()`; a new reference.
 ///
 /// # Safety
 /// Called with the GIL held.
-pub unsafe extern "C" fn capi_getcurrent() -> *mut PyGreenlet {
+pub(crate) unsafe extern "C" fn capi_getcurrent() -> *mut PyGreenlet {
     // SAFETY: C API contract: called with the GIL held.
-    unsafe {
-        if crate::cpython::pystate::is_finalizing() {
-            PyErr_SetString(PyExc_RuntimeError, c"greenlet is being finalized".as_ptr());
-            return ptr::null_mut();
-        }
-        match thread_state::borrow_current() {
-            Ok(c) => xnewref(c),
-            Err(PyErrSet) => ptr::null_mut(),
-        }
+    let py = unsafe { Gil::assume() };
+    if crate::cpython::pystate::is_finalizing() {
+        return into_ptr(Err(py.runtime_error(c"greenlet is being finalized")));
     }
+    // SAFETY: the GIL is held.
+    let current = unsafe { thread_state::borrow_current() };
+    // SAFETY: the thread state owns its current greenlet.
+    into_ptr(current.map(|c| unsafe { Borrowed::from_ptr(py, c) }.to_owned()))
 }
 
 /// Slot 5: `PyGreenlet_Throw(g, typ, val, tb)`.
@@ -69,16 +78,18 @@ unsafe extern "C-unwind" fn capi_throw(
     tb: *mut PyObject,
 ) -> *mut PyObject {
     // SAFETY: C API contract: called with the GIL held.
-    unsafe {
-        if !is_greenlet(g.cast()) {
-            PyErr_BadArgument();
-            return ptr::null_mut();
-        }
-        crate::python_state::materialize_frame();
-        match switch::normalize_throw_args(typ, val, tb) {
-            Ok((t, v, b)) => switch::throw_into(g, t, v, b),
-            Err(PyErrSet) => ptr::null_mut(),
-        }
+    let py = unsafe { Gil::assume() };
+    // SAFETY: C API contract: `g` is null or a live object.
+    if unsafe { checked_impl(py, g) }.is_err() {
+        return ptr::null_mut();
+    }
+    // SAFETY: the GIL is held.
+    unsafe { crate::python_state::materialize_frame() };
+    // SAFETY: C API contract: `typ` is live, `val` and `tb` null or live.
+    match unsafe { switch::normalize_throw_args(py, typ, val, tb) } {
+        // SAFETY: `g` is a live greenlet; the three pieces are owned and normalised.
+        Ok((t, v, b)) => unsafe { switch::throw_into(g, t, v, b) },
+        Err(PyErrSet) => ptr::null_mut(),
     }
 }
 
@@ -90,30 +101,47 @@ unsafe extern "C-unwind" fn capi_switch(
     kwargs: *mut PyObject,
 ) -> *mut PyObject {
     // SAFETY: C API contract: called with the GIL held.
-    unsafe {
-        if !is_greenlet(g.cast()) {
-            PyErr_BadArgument();
-            return ptr::null_mut();
-        }
-        let kwargs = if kwargs.is_null() || PyDict_Check(kwargs) == 0 {
-            ptr::null_mut()
-        } else {
-            kwargs
-        };
-        switch::switch_to(g, args, kwargs)
+    let py = unsafe { Gil::assume() };
+    // SAFETY: C API contract: `g` is null or a live object.
+    if unsafe { checked_impl(py, g) }.is_err() {
+        return ptr::null_mut();
     }
+    // SAFETY: the GIL is held; a type check of a live object.
+    let kwargs = if kwargs.is_null() || unsafe { PyDict_Check(kwargs) } == 0 {
+        ptr::null_mut()
+    } else {
+        kwargs
+    };
+    // SAFETY: `g` is a live greenlet; `args` null or a tuple, `kwargs` null or a dict.
+    unsafe { switch::switch_to(g, args, kwargs) }
 }
 
 /// Slot 7: `PyGreenlet_SetParent(g, parent)`; 0 or -1.
 unsafe extern "C" fn capi_setparent(g: *mut PyGreenlet, parent: *mut PyGreenlet) -> c_int {
-    // SAFETY: C API contract: called with the GIL held; `g` is a greenlet (not checked,
-    // as upstream).
-    unsafe {
-        match (*(*g).pimpl).set_parent(parent.cast()) {
-            Ok(()) => 0,
-            Err(PyErrSet) => -1,
-        }
+    // SAFETY: C API contract: called with the GIL held.
+    let py = unsafe { Gil::assume() };
+    // SAFETY: `g` is a live greenlet (not checked, as upstream).
+    let this = unsafe { (*g).pimpl };
+    // SAFETY: `parent` is null or live (C API contract).
+    let parent = unsafe { Borrowed::from_ptr_opt(py, parent.cast()) };
+    // SAFETY: a live implementation, not borrowed here.
+    into_status(unsafe { Greenlet::set_parent(this, py, parent) })
+}
+
+/// The implementation of `g` if it is a greenlet, else `TypeError` ("bad argument").
+///
+/// # Safety
+/// `g` is null or a live object.
+unsafe fn checked_impl(py: Gil<'_>, g: *mut PyGreenlet) -> PyResult<*mut Greenlet> {
+    // SAFETY: the GIL is held (`py`); `g` is null or live (contract).
+    if !unsafe { is_greenlet(g.cast()) } {
+        // SAFETY: the GIL is held.
+        unsafe { PyErr_BadArgument() };
+        return Err(PyErrSet);
     }
+    let _ = py;
+    // SAFETY: a live greenlet after `tp_new`.
+    Ok(unsafe { (*g).pimpl })
 }
 
 macro_rules! predicate {
@@ -121,13 +149,15 @@ macro_rules! predicate {
         #[doc = $doc]
         unsafe extern "C" fn $name(g: *mut PyGreenlet) -> c_int {
             // SAFETY: C API contract: called with the GIL held.
-            unsafe {
-                if !is_greenlet(g.cast()) {
-                    PyErr_BadArgument();
-                    return -1;
+            let py = unsafe { Gil::assume() };
+            // SAFETY: C API contract: `g` is null or a live object.
+            match unsafe { checked_impl(py, g) } {
+                Ok(this) => {
+                    // SAFETY: a live implementation; a flag read that runs no code.
+                    let $gr = unsafe { &*this };
+                    $e as c_int
                 }
-                let $gr = &*(*g).pimpl;
-                $e as c_int
+                Err(PyErrSet) => -1,
             }
         }
     };
@@ -144,13 +174,16 @@ predicate!(capi_active, "Slot 10: `PyGreenlet_ACTIVE(g)`.", |gr| gr
 /// for a greenlet without a parent.
 unsafe extern "C" fn capi_getparent(g: *mut PyGreenlet) -> *mut PyGreenlet {
     // SAFETY: C API contract: called with the GIL held.
-    unsafe {
-        if !is_greenlet(g.cast()) {
-            PyErr_BadArgument();
-            return ptr::null_mut();
-        }
-        xnewref((*(*g).pimpl).parent())
-    }
+    let py = unsafe { Gil::assume() };
+    // SAFETY: C API contract: `g` is null or a live object.
+    let Ok(this) = (unsafe { checked_impl(py, g) }) else {
+        return ptr::null_mut();
+    };
+    // SAFETY: a live implementation; a short read.
+    let parent = unsafe { (*this).parent() };
+    // SAFETY: the greenlet owns its parent, if any.
+    let parent = unsafe { Borrowed::from_ptr_opt(py, parent) };
+    opt_into_raw(parent.map(Borrowed::to_owned))
 }
 
 /// Builds the capsule. The table is leaked: the capsule has no destructor and clients
@@ -158,7 +191,7 @@ unsafe extern "C" fn capi_getparent(g: *mut PyGreenlet) -> *mut PyGreenlet {
 ///
 /// # Safety
 /// The GIL is held and the globals are initialised.
-pub unsafe fn create_capsule() -> *mut PyObject {
+pub(crate) unsafe fn create_capsule() -> *mut PyObject {
     let g = globals();
     let table: Box<[*mut c_void; 12]> = Box::new([
         g.greenlet_type.cast(),

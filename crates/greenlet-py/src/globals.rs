@@ -1,19 +1,23 @@
 //! Objects created once at module import and used on hot paths without lookups.
 
+use crate::py::{Borrowed, Gil, PyResult};
 use crate::util::GilCell;
+use core::ffi::c_void;
 use core::ptr;
 use pyo3_ffi::{PyObject, PyTypeObject};
 
-pub struct Globals {
-    pub greenlet_type: *mut PyTypeObject,
-    pub unswitchable_type: *mut PyTypeObject,
-    pub greenlet_error: *mut PyObject,
-    pub greenlet_exit: *mut PyObject,
-    pub str_run: *mut PyObject,
-    pub event_switch: *mut PyObject,
-    pub event_throw: *mut PyObject,
-    pub empty_tuple: *mut PyObject,
-    pub empty_dict: *mut PyObject,
+pub(crate) struct Globals {
+    pub(crate) greenlet_type: *mut PyTypeObject,
+    pub(crate) unswitchable_type: *mut PyTypeObject,
+    pub(crate) greenlet_error: *mut PyObject,
+    pub(crate) greenlet_exit: *mut PyObject,
+    pub(crate) str_run: *mut PyObject,
+    pub(crate) event_switch: *mut PyObject,
+    pub(crate) event_throw: *mut PyObject,
+    pub(crate) empty_tuple: *mut PyObject,
+    pub(crate) empty_dict: *mut PyObject,
+    /// The C function behind `greenlet.switch` (see [`is_switch_method`]).
+    pub(crate) switch_method: *const c_void,
 }
 
 static GLOBALS: GilCell<Globals> = GilCell::new(Globals {
@@ -26,19 +30,68 @@ static GLOBALS: GilCell<Globals> = GilCell::new(Globals {
     event_throw: ptr::null_mut(),
     empty_tuple: ptr::null_mut(),
     empty_dict: ptr::null_mut(),
+    switch_method: ptr::null(),
 });
 
 /// The module globals. They are written once, during module init, and never freed.
 #[inline(always)]
-pub fn globals() -> &'static Globals {
+pub(crate) fn globals() -> &'static Globals {
+    // SAFETY: the pointer is used only for the shared read below.
+    let p = unsafe { GLOBALS.get() };
     // SAFETY: written only by `globals_mut` during module init (with the GIL, before any
     // other use); afterwards read-only.
-    unsafe { &*GLOBALS.get() }
+    unsafe { &*p }
 }
 
 /// # Safety
 /// Only during module initialisation, with the GIL held.
-pub unsafe fn globals_mut() -> &'static mut Globals {
+pub(crate) unsafe fn globals_mut() -> &'static mut Globals {
+    // SAFETY: module init holds the GIL (contract).
+    let p = unsafe { GLOBALS.get() };
+    // SAFETY: nothing else reads the globals during module init (contract).
+    unsafe { &mut *p }
+}
+
+/// Whether `obj` (null allowed) is an instance of `greenlet.greenlet` or a subclass. The
+/// one type check of the crate.
+///
+/// # Safety
+/// The GIL is held; `obj` is null or a live object.
+#[inline]
+pub(crate) unsafe fn is_greenlet(obj: *mut PyObject) -> bool {
+    // SAFETY: GIL held; `obj` is live (contract) and the type object is immortal.
+    !obj.is_null() && unsafe { pyo3_ffi::PyObject_TypeCheck(obj, globals().greenlet_type) } != 0
+}
+
+/// Raises upstream's `TypeError` unless `obj` is a greenlet.
+///
+/// # Safety
+/// The GIL is held and `obj` is a live object.
+#[inline]
+pub(crate) unsafe fn check_greenlet(obj: *mut PyObject) -> PyResult<()> {
+    // SAFETY: forwarded contract.
+    if unsafe { is_greenlet(obj) } {
+        return Ok(());
+    }
+    // SAFETY: the GIL is held (contract).
+    let py = unsafe { Gil::assume() };
+    // SAFETY: `obj` is live (contract).
+    let obj = unsafe { Borrowed::from_ptr(py, obj) };
+    // SAFETY: one `%s`.
+    Err(unsafe {
+        py.type_error_naming_type(
+            c"GreenletChecker: Expected any type of greenlet, not %s",
+            obj,
+        )
+    })
+}
+
+/// Whether the C function object `f` is a bound `switch` method of some greenlet.
+///
+/// # Safety
+/// The GIL is held and `f` is a C function object.
+pub(crate) unsafe fn is_switch_method(f: *mut PyObject) -> bool {
     // SAFETY: see the function contract.
-    unsafe { &mut *GLOBALS.get() }
+    let func = unsafe { pyo3_ffi::PyCFunction_GetFunction(f) };
+    func.map(|p| p as *const c_void) == Some(globals().switch_method)
 }

@@ -2,8 +2,8 @@
 
 use crate::globals::{globals, globals_mut};
 use crate::greenlet::TOTAL_MAIN_GREENLETS;
-use crate::thread_state::{self, CLOCKS_USED_DOING_GC};
-use crate::util::{PyErrSet, xnewref};
+use crate::py::{Borrowed, Gil, Owned, PyErrSet, PyResult, check_status, check_success, into_ptr};
+use crate::thread_state::{self, CLOCKS_USED_DOING_GC, ThreadState};
 use crate::{capi, greenlet_type};
 use core::ffi::{CStr, c_int};
 use core::ptr;
@@ -19,140 +19,131 @@ unsafe extern "C" fn mod_getcurrent(
     _args: *mut *mut PyObject,
     nargs: Py_ssize_t,
 ) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        if nargs != 0 {
-            PyErr_Format(
-                PyExc_TypeError,
-                c"greenlet._greenlet.getcurrent() takes no arguments (%zd given)".as_ptr(),
-                nargs,
-            );
-            return ptr::null_mut();
-        }
-        capi::capi_getcurrent().cast()
+    if nargs != 0 {
+        // SAFETY: CPython's `PyExc_*` statics are set before any extension loads.
+        let exc = unsafe { PyExc_TypeError };
+        let msg = c"greenlet._greenlet.getcurrent() takes no arguments (%zd given)";
+        // SAFETY: called by CPython with the GIL held; `%zd` takes a `Py_ssize_t`.
+        unsafe { PyErr_Format(exc, msg.as_ptr(), nargs) };
+        return ptr::null_mut();
     }
+    // SAFETY: called by CPython with the GIL held.
+    unsafe { capi::capi_getcurrent() }.cast()
 }
 
-unsafe extern "C" fn mod_settrace(_m: *mut PyObject, args: *mut PyObject) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        let mut tracefunc: *mut PyObject = ptr::null_mut();
-        if PyArg_ParseTuple(args, c"O".as_ptr(), &mut tracefunc) == 0 {
-            return ptr::null_mut();
+/// Defines a module function (`PyCFunction`) whose body sees the token `$py` and the
+/// argument `$arg` (the args tuple, the single `METH_O` argument, or null) and returns a
+/// new reference.
+macro_rules! module_fn {
+    ($name:ident, |$py:ident, $arg:ident| $body:block) => {
+        unsafe extern "C" fn $name(_module: *mut PyObject, arg: *mut PyObject) -> *mut PyObject {
+            fn body<'py>($py: Gil<'py>, $arg: *mut PyObject) -> PyResult<Owned<'py>> {
+                $body
+            }
+            // SAFETY: CPython calls module functions with the GIL held.
+            let py = unsafe { Gil::assume() };
+            into_ptr(body(py, arg))
         }
-        let Ok(state) = thread_state::current() else {
-            return ptr::null_mut();
-        };
-        let previous = (*state).tracefunc;
-        let previous = if previous.is_null() {
-            xnewref(Py_None())
-        } else {
-            xnewref(previous)
-        };
-        (*state).set_tracefunc(tracefunc);
-        previous
+    };
+}
+
+/// A new `int` (`$make` is a `PyLong_From*` call).
+macro_rules! new_int {
+    ($py:expr, $make:expr) => {{
+        // SAFETY: the GIL is held (`$py` proves it); a `PyLong_From*` call.
+        let v = unsafe { $make };
+        // SAFETY: a new reference or null with an exception set.
+        unsafe { Owned::from_raw($py, v) }
+    }};
+}
+
+module_fn!(mod_settrace, |py, args| {
+    let mut tracefunc: *mut PyObject = ptr::null_mut();
+    // SAFETY: the GIL is held; `args` is the arguments tuple; one borrowed out-value.
+    check_success(unsafe { PyArg_ParseTuple(args, c"O".as_ptr(), &mut tracefunc) })?;
+    // SAFETY: the GIL is held.
+    let state = unsafe { thread_state::current()? };
+    // SAFETY: this thread's state is live.
+    let previous = unsafe { &*state }.tracefunc();
+    // SAFETY: the state owns its trace function, if any.
+    let previous = unsafe { Borrowed::from_ptr_opt(py, previous) }
+        .unwrap_or(py.none())
+        .to_owned();
+    // SAFETY: the GIL is held; the state is live and not otherwise borrowed.
+    unsafe { ThreadState::set_tracefunc(state, tracefunc) };
+    Ok(previous)
+});
+
+module_fn!(mod_gettrace, |py, _unused| {
+    // SAFETY: the GIL is held.
+    let state = unsafe { thread_state::current()? };
+    // SAFETY: this thread's state is live.
+    let f = unsafe { &*state }.tracefunc();
+    // SAFETY: the state owns its trace function, if any.
+    let f = unsafe { Borrowed::from_ptr_opt(py, f) };
+    Ok(f.unwrap_or(py.none()).to_owned())
+});
+
+module_fn!(mod_set_thread_local, |py, args| {
+    let mut key: *mut PyObject = ptr::null_mut();
+    let mut value: *mut PyObject = ptr::null_mut();
+    // SAFETY: the GIL is held; `args` is the arguments tuple; borrowed out-values.
+    check_success(unsafe { PyArg_ParseTuple(args, c"OO".as_ptr(), &mut key, &mut value) })?;
+    // SAFETY: the GIL is held; a borrowed dict, or null with an exception set.
+    let dict = unsafe { PyThreadState_GetDict() };
+    if dict.is_null() {
+        return Err(PyErrSet);
     }
-}
+    // SAFETY: the GIL is held; all three objects are live.
+    check_status(unsafe { PyDict_SetItem(dict, key, value) })?;
+    Ok(py.none().to_owned())
+});
 
-unsafe extern "C" fn mod_gettrace(_m: *mut PyObject, _a: *mut PyObject) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        let Ok(state) = thread_state::current() else {
-            return ptr::null_mut();
-        };
-        let f = (*state).tracefunc;
-        xnewref(if f.is_null() { Py_None() } else { f })
+module_fn!(mod_get_pending_cleanup_count, |py, _unused| {
+    new_int!(py, PyLong_FromSize_t(thread_state::pending_cleanup_count()))
+});
+
+module_fn!(mod_get_total_main_greenlets, |py, _unused| {
+    let n = TOTAL_MAIN_GREENLETS.load(Ordering::Relaxed) as Py_ssize_t;
+    new_int!(py, PyLong_FromSsize_t(n))
+});
+
+module_fn!(mod_get_clocks_used_doing_optional_cleanup, |py, _unused| {
+    let clocks = CLOCKS_USED_DOING_GC.load(Ordering::Relaxed);
+    if clocks == -1 {
+        return Ok(py.none().to_owned());
     }
-}
+    new_int!(py, PyLong_FromLongLong(clocks))
+});
 
-unsafe extern "C" fn mod_set_thread_local(_m: *mut PyObject, args: *mut PyObject) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        let mut key: *mut PyObject = ptr::null_mut();
-        let mut value: *mut PyObject = ptr::null_mut();
-        if PyArg_ParseTuple(args, c"OO".as_ptr(), &mut key, &mut value) == 0 {
-            return ptr::null_mut();
-        }
-        let dict = PyThreadState_GetDict();
-        if dict.is_null() || PyDict_SetItem(dict, key, value) < 0 {
-            return ptr::null_mut();
-        }
-        xnewref(Py_None())
+module_fn!(mod_enable_optional_cleanup, |py, flag| {
+    // SAFETY: the GIL is held; `flag` is the live `METH_O` argument.
+    let truth = check_status(unsafe { PyObject_IsTrue(flag) })?;
+    if truth != 0 {
+        // Re-enabling keeps an existing count.
+        let _ = CLOCKS_USED_DOING_GC.compare_exchange(-1, 0, Ordering::Relaxed, Ordering::Relaxed);
+    } else {
+        CLOCKS_USED_DOING_GC.store(-1, Ordering::Relaxed);
     }
-}
-
-unsafe extern "C" fn mod_get_pending_cleanup_count(
-    _m: *mut PyObject,
-    _a: *mut PyObject,
-) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe { PyLong_FromSize_t(thread_state::pending_cleanup_count()) }
-}
-
-unsafe extern "C" fn mod_get_total_main_greenlets(
-    _m: *mut PyObject,
-    _a: *mut PyObject,
-) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe { PyLong_FromSsize_t(TOTAL_MAIN_GREENLETS.load(Ordering::Relaxed) as Py_ssize_t) }
-}
-
-unsafe extern "C" fn mod_get_clocks_used_doing_optional_cleanup(
-    _m: *mut PyObject,
-    _a: *mut PyObject,
-) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        let clocks = CLOCKS_USED_DOING_GC.load(Ordering::Relaxed);
-        if clocks == -1 {
-            return xnewref(Py_None());
-        }
-        PyLong_FromLongLong(clocks)
-    }
-}
-
-unsafe extern "C" fn mod_enable_optional_cleanup(
-    _m: *mut PyObject,
-    flag: *mut PyObject,
-) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        let truth = PyObject_IsTrue(flag);
-        if truth < 0 {
-            return ptr::null_mut();
-        }
-        if truth != 0 {
-            // Re-enabling keeps an existing count.
-            let _ =
-                CLOCKS_USED_DOING_GC.compare_exchange(-1, 0, Ordering::Relaxed, Ordering::Relaxed);
-        } else {
-            CLOCKS_USED_DOING_GC.store(-1, Ordering::Relaxed);
-        }
-        xnewref(Py_None())
-    }
-}
+    Ok(py.none().to_owned())
+});
 
 #[cfg(not(Py_3_13))]
-unsafe extern "C" fn mod_get_tstate_trash_delete_nesting(
-    _m: *mut PyObject,
-    _a: *mut PyObject,
-) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe {
-        PyLong_FromLong(
-            crate::python_state::trash_delete_nesting(crate::cpython::pystate::tstate()) as _,
-        )
-    }
-}
+module_fn!(mod_get_tstate_trash_delete_nesting, |py, _unused| {
+    // SAFETY: the GIL is held.
+    let ts = unsafe { crate::cpython::pystate::tstate() };
+    // SAFETY: the current thread state is live.
+    let nesting = unsafe { crate::python_state::trash_delete_nesting(ts) };
+    new_int!(py, PyLong_FromLong(nesting as _))
+});
 
 #[cfg(Py_3_11)]
-unsafe extern "C" fn mod_cached_data_stack_chunks(
-    _m: *mut PyObject,
-    _a: *mut PyObject,
-) -> *mut PyObject {
-    // SAFETY: called by CPython with the GIL held.
-    unsafe { PyLong_FromSize_t(crate::datastack::cached_chunk_count()) }
-}
+module_fn!(mod_cached_data_stack_chunks, |py, _unused| {
+    new_int!(
+        py,
+        PyLong_FromSize_t(crate::datastack::cached_chunk_count())
+    )
+});
 
 fn method(name: &'static CStr, f: PyCFunction, flags: c_int, doc: &'static CStr) -> PyMethodDef {
     PyMethodDef {
@@ -235,114 +226,177 @@ fn module_methods() -> *mut PyMethodDef {
     Box::leak(v.into_boxed_slice()).as_mut_ptr()
 }
 
-/// Adds `value` (a new reference, stolen) to the module.
-unsafe fn add(module: *mut PyObject, name: &CStr, value: *mut PyObject) -> Result<(), PyErrSet> {
-    // SAFETY: GIL held (module init).
-    unsafe {
-        if value.is_null() {
-            return Err(PyErrSet);
-        }
-        let r = PyModule_AddObjectRef(module, name.as_ptr(), value);
-        Py_DECREF(value);
-        if r < 0 { Err(PyErrSet) } else { Ok(()) }
-    }
+/// Adds `value` to the module.
+///
+/// # Safety
+/// `module` is the module being initialised.
+unsafe fn add(
+    py: Gil<'_>,
+    module: *mut PyObject,
+    name: &CStr,
+    value: PyResult<Owned<'_>>,
+) -> PyResult<()> {
+    let value = value?;
+    // SAFETY: the GIL is held (`py`); the module is live; the function takes its own
+    // reference.
+    check_status(unsafe { PyModule_AddObjectRef(module, name.as_ptr(), value.as_object()) })?;
+    let _ = py;
+    Ok(())
 }
 
-unsafe fn intern(s: &CStr) -> *mut PyObject {
-    // SAFETY: GIL held (module init); interned strings live forever.
+/// Adds `value`, an object the module globals keep alive, to the module.
+///
+/// # Safety
+/// `module` is the module being initialised; `value` is live.
+unsafe fn add_ref(module: *mut PyObject, name: &CStr, value: *mut PyObject) -> PyResult<()> {
+    // SAFETY: the GIL is held (module init); both objects live; the function takes its
+    // own reference.
+    check_status(unsafe { PyModule_AddObjectRef(module, name.as_ptr(), value) })?;
+    Ok(())
+}
+
+/// A new `int`.
+fn int(py: Gil<'_>, v: core::ffi::c_long) -> PyResult<Owned<'_>> {
+    // SAFETY: the GIL is held (`py`).
+    let v = unsafe { PyLong_FromLong(v) };
+    // SAFETY: a new reference or null with an exception set.
+    unsafe { Owned::from_raw(py, v) }
+}
+
+/// An interned string that lives for the process (null with an exception on failure).
+fn intern(py: Gil<'_>, s: &CStr) -> *mut PyObject {
+    let _ = py;
+    // SAFETY: the GIL is held (`py`); a C string.
     unsafe { PyUnicode_InternFromString(s.as_ptr()) }
+}
+
+/// Creates the objects of [`crate::globals::Globals`].
+///
+/// # Safety
+/// Module init, before anything reads the globals.
+unsafe fn init_globals(py: Gil<'_>) -> PyResult<()> {
+    // SAFETY: CPython's `PyExc_*` statics are set before any extension loads.
+    let base_exception = unsafe { PyExc_BaseException };
+    // SAFETY: the GIL is held (`py`), as for the calls below (with C strings and live
+    // objects).
+    let empty_tuple = unsafe { PyTuple_New(0) };
+    // SAFETY: as above.
+    let empty_dict = unsafe { PyDict_New() };
+    let error_name = c"greenlet.error".as_ptr();
+    // SAFETY: as above.
+    let greenlet_error =
+        unsafe { PyErr_NewException(error_name, ptr::null_mut(), ptr::null_mut()) };
+    let exit_name = c"greenlet.GreenletExit".as_ptr();
+    // SAFETY: as above.
+    let greenlet_exit = unsafe { PyErr_NewException(exit_name, base_exception, ptr::null_mut()) };
+    // SAFETY: as above; once, at module init.
+    let greenlet_type = unsafe { greenlet_type::create_type() };
+    // SAFETY: module init: nothing else reads or writes the globals now (contract).
+    let gm = unsafe { globals_mut() };
+    gm.str_run = intern(py, c"run");
+    gm.event_switch = intern(py, c"switch");
+    gm.event_throw = intern(py, c"throw");
+    gm.empty_tuple = empty_tuple;
+    gm.empty_dict = empty_dict;
+    gm.greenlet_error = greenlet_error;
+    gm.greenlet_exit = greenlet_exit;
+    gm.greenlet_type = greenlet_type;
+    gm.switch_method = greenlet_type::green_switch_fast as *const core::ffi::c_void;
+    if gm.greenlet_type.is_null()
+        || gm.greenlet_error.is_null()
+        || gm.greenlet_exit.is_null()
+        || gm.empty_tuple.is_null()
+        || gm.empty_dict.is_null()
+    {
+        return Err(PyErrSet);
+    }
+    Ok(())
 }
 
 /// Builds the module (single-phase initialisation, like upstream: no sub-interpreters).
 ///
 /// # Safety
 /// Called once by the import machinery with the GIL held.
-pub unsafe fn init() -> Result<*mut PyObject, PyErrSet> {
-    // SAFETY: module init, GIL held.
+pub(crate) unsafe fn init() -> PyResult<*mut PyObject> {
+    // SAFETY: module init, called by the import machinery with the GIL held.
+    let py = unsafe { Gil::assume() };
+    // SAFETY: the GIL is held.
+    unsafe { crate::selfcheck::check()? };
+    #[cfg(Py_3_11)]
+    // SAFETY: the GIL is held; once, at import.
     unsafe {
-        crate::selfcheck::check()?;
-        #[cfg(Py_3_11)]
-        crate::datastack::install_chunk_cache();
-        let def = Box::leak(Box::new(PyModuleDef {
-            m_base: PyModuleDef_HEAD_INIT,
-            m_name: c"greenlet._greenlet".as_ptr(),
-            m_doc: c"The greenlet extension module (greenlet-rs, a Rust implementation).".as_ptr(),
-            m_size: -1,
-            m_methods: module_methods(),
-            m_slots: ptr::null_mut(),
-            m_traverse: None,
-            m_clear: None,
-            m_free: None,
-        }));
-        let module = PyModule_Create(def);
-        if module.is_null() {
-            return Err(PyErrSet);
-        }
-        let gm = globals_mut();
-        gm.str_run = intern(c"run");
-        gm.event_switch = intern(c"switch");
-        gm.event_throw = intern(c"throw");
-        gm.empty_tuple = PyTuple_New(0);
-        gm.empty_dict = PyDict_New();
-        gm.greenlet_error =
-            PyErr_NewException(c"greenlet.error".as_ptr(), ptr::null_mut(), ptr::null_mut());
-        gm.greenlet_exit = PyErr_NewException(
-            c"greenlet.GreenletExit".as_ptr(),
-            PyExc_BaseException,
-            ptr::null_mut(),
-        );
-        gm.greenlet_type = greenlet_type::create_type();
-        if gm.greenlet_type.is_null()
-            || gm.greenlet_error.is_null()
-            || gm.greenlet_exit.is_null()
-            || gm.empty_tuple.is_null()
-            || gm.empty_dict.is_null()
-        {
-            return Err(PyErrSet);
-        }
-        let g = globals();
-        let attr = |name: &CStr| PyObject_GetAttrString(module, name.as_ptr());
-        let class_attrs = [
-            (c"getcurrent", attr(c"getcurrent")),
-            (c"error", g.greenlet_error),
-            (c"GreenletExit", g.greenlet_exit),
-            (c"settrace", attr(c"settrace")),
-            (c"gettrace", attr(c"gettrace")),
-        ];
-        greenlet_type::finish_type(g.greenlet_type, &class_attrs)?;
-        gm.unswitchable_type = greenlet_type::create_unswitchable_type(g.greenlet_type);
-        if g.unswitchable_type.is_null() {
-            return Err(PyErrSet);
-        }
-        add(module, c"greenlet", xnewref(g.greenlet_type.cast()))?;
-        add(
-            module,
-            c"UnswitchableGreenlet",
-            xnewref(g.unswitchable_type.cast()),
-        )?;
-        add(module, c"error", xnewref(g.greenlet_error))?;
-        add(module, c"GreenletExit", xnewref(g.greenlet_exit))?;
-        add(module, c"GREENLET_USE_GC", PyLong_FromLong(1))?;
-        add(module, c"GREENLET_USE_TRACING", PyLong_FromLong(1))?;
-        add(module, c"GREENLET_USE_CONTEXT_VARS", PyLong_FromLong(1))?;
-        add(
-            module,
-            c"GREENLET_USE_STANDARD_THREADING",
-            PyLong_FromLong(1),
-        )?;
-        add(
-            module,
-            c"CLOCKS_PER_SEC",
-            PyLong_FromLong(thread_state::CLOCKS_PER_SEC as _),
-        )?;
-        add(module, c"_C_API", capi::create_capsule())?;
-        for (_, obj) in &class_attrs[..] {
-            // the two `attr()` results are new references; the rest are borrowed globals
-            let _ = obj;
-        }
-        Py_XDECREF(class_attrs[0].1);
-        Py_XDECREF(class_attrs[3].1);
-        Py_XDECREF(class_attrs[4].1);
-        Ok(module)
+        crate::datastack::install_chunk_cache()
+    };
+    let def = Box::leak(Box::new(PyModuleDef {
+        m_base: PyModuleDef_HEAD_INIT,
+        m_name: c"greenlet._greenlet".as_ptr(),
+        m_doc: c"The greenlet extension module (greenlet-rs, a Rust implementation).".as_ptr(),
+        m_size: -1,
+        m_methods: module_methods(),
+        m_slots: ptr::null_mut(),
+        m_traverse: None,
+        m_clear: None,
+        m_free: None,
+    }));
+    // SAFETY: the GIL is held; a leaked ('static) definition.
+    let module = unsafe { PyModule_Create(def) };
+    if module.is_null() {
+        return Err(PyErrSet);
     }
+    // SAFETY: module init; nothing has read the globals yet.
+    unsafe { init_globals(py)? };
+    let attr = |name: &CStr| {
+        // SAFETY: the GIL is held; the module is live.
+        let a = unsafe { PyObject_GetAttrString(module, name.as_ptr()) };
+        // SAFETY: a new reference or null with an exception set.
+        unsafe { Owned::from_raw(py, a) }
+    };
+    let (getcurrent, settrace, gettrace) =
+        (attr(c"getcurrent")?, attr(c"settrace")?, attr(c"gettrace")?);
+    let g = globals();
+    let class_attrs = [
+        (c"getcurrent", getcurrent.as_object()),
+        (c"error", g.greenlet_error),
+        (c"GreenletExit", g.greenlet_exit),
+        (c"settrace", settrace.as_object()),
+        (c"gettrace", gettrace.as_object()),
+    ];
+    // SAFETY: the GIL is held; the type was just created.
+    unsafe { greenlet_type::finish_type(g.greenlet_type, &class_attrs)? };
+    // SAFETY: the GIL is held; once, at module init.
+    let unswitchable = unsafe { greenlet_type::create_unswitchable_type(g.greenlet_type) };
+    if unswitchable.is_null() {
+        return Err(PyErrSet);
+    }
+    // SAFETY: module init: no reference to the globals is live (`g` is not used again).
+    unsafe { globals_mut() }.unswitchable_type = unswitchable;
+    let g = globals();
+    // SAFETY: `module` is being initialised; the globals are live (as for the `add`s
+    // below).
+    unsafe { add_ref(module, c"greenlet", g.greenlet_type.cast())? };
+    // SAFETY: as above.
+    unsafe { add_ref(module, c"UnswitchableGreenlet", g.unswitchable_type.cast())? };
+    // SAFETY: as above.
+    unsafe { add_ref(module, c"error", g.greenlet_error)? };
+    // SAFETY: as above.
+    unsafe { add_ref(module, c"GreenletExit", g.greenlet_exit)? };
+    for name in [
+        c"GREENLET_USE_GC",
+        c"GREENLET_USE_TRACING",
+        c"GREENLET_USE_CONTEXT_VARS",
+        c"GREENLET_USE_STANDARD_THREADING",
+    ] {
+        // SAFETY: as above.
+        unsafe { add(py, module, name, int(py, 1))? };
+    }
+    let clocks = int(py, thread_state::CLOCKS_PER_SEC as _);
+    // SAFETY: as above.
+    unsafe { add(py, module, c"CLOCKS_PER_SEC", clocks)? };
+    // SAFETY: the GIL is held; the globals are initialised.
+    let capsule = unsafe { capi::create_capsule() };
+    // SAFETY: a new reference or null with an exception set.
+    let capsule = unsafe { Owned::from_raw(py, capsule) };
+    // SAFETY: as for the other `add`s.
+    unsafe { add(py, module, c"_C_API", capsule)? };
+    Ok(module)
 }

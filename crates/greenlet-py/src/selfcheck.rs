@@ -20,9 +20,11 @@ const CORRUPT_ENV: &str = "GREENLET_RS_TEST_CORRUPT_DEBUG_OFFSET";
 
 /// # Safety
 /// The GIL is held.
-pub unsafe fn check() -> PyResult<()> {
-    // SAFETY: `Py_GetVersion` returns a static string such as "3.12.1 (main, ...)".
-    let version = unsafe { core::ffi::CStr::from_ptr(pyo3_ffi::Py_GetVersion()) };
+pub(crate) unsafe fn check() -> PyResult<()> {
+    // SAFETY: callable at any time after initialisation.
+    let version = unsafe { pyo3_ffi::Py_GetVersion() };
+    // SAFETY: a static C string such as "3.12.1 (main, ...)".
+    let version = unsafe { core::ffi::CStr::from_ptr(version) };
     let version = version.to_string_lossy();
     let mut parts = version.split(|c: char| !c.is_ascii_digit());
     let (major, minor) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
@@ -46,10 +48,10 @@ pub unsafe fn check() -> PyResult<()> {
 
 fn import_error(msg: &str) -> PyErrSet {
     let msg = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    // SAFETY: CPython's `PyExc_*` statics are set before any extension loads.
+    let exc = unsafe { pyo3_ffi::PyExc_ImportError };
     // SAFETY: GIL held (import); `%s` with a NUL-terminated string.
-    unsafe {
-        pyo3_ffi::PyErr_Format(pyo3_ffi::PyExc_ImportError, c"%s".as_ptr(), msg.as_ptr());
-    }
+    unsafe { pyo3_ffi::PyErr_Format(exc, c"%s".as_ptr(), msg.as_ptr()) };
     PyErrSet
 }
 
@@ -188,7 +190,7 @@ fn entries(t: &crate::cpython::debug_offsets::DebugOffsets) -> Vec<(&'static str
 
 /// Compares the runtime's table with our mirrors; the error lists every difference.
 #[cfg(Py_3_13)]
-pub fn compare_debug_offsets(
+pub(crate) fn compare_debug_offsets(
     t: &crate::cpython::debug_offsets::DebugOffsets,
 ) -> Result<(), String> {
     use crate::cpython::debug_offsets::COOKIE;

@@ -10,7 +10,8 @@
 
 use crate::globals::globals;
 use crate::greenlet::{Greenlet, Kind, PyGreenlet};
-use crate::util::{PyErrSet, PyResult, SavedError, clear_owned, set_error};
+use crate::py::{Gil, Owned, PyErrSet, PyResult};
+use crate::util::{SavedError, clear_owned, write_unraisable_if_set};
 use core::cell::Cell;
 use core::ffi::{c_int, c_void};
 use core::ptr;
@@ -19,19 +20,19 @@ use greenlet_core::SwitchContext;
 use pyo3_ffi::{PyObject, visitproc};
 use std::sync::Mutex;
 
-pub struct ThreadState {
+pub(crate) struct ThreadState {
     /// Owned reference to this thread's main greenlet.
-    pub main_greenlet: *mut PyGreenlet,
+    main_greenlet: *mut PyGreenlet,
     /// Owned reference to the greenlet running in this thread.
-    pub current: *mut PyGreenlet,
+    current: *mut PyGreenlet,
     /// Owned; null when no trace function is set.
-    pub tracefunc: *mut PyObject,
+    tracefunc: *mut PyObject,
     /// Greenlets whose last reference went away in another thread; each entry holds a
     /// reference, dropped (which kills the greenlet) next time this thread asks for its
     /// current greenlet.
-    pub deleteme: Vec<*mut PyGreenlet>,
+    deleteme: Vec<*mut PyGreenlet>,
     /// Scratch space of the stack switch (stable address: the state is boxed).
-    pub switch_ctx: SwitchContext,
+    switch_ctx: SwitchContext,
 }
 
 /// Sentinel stored after the thread's state was handed over for destruction.
@@ -48,7 +49,7 @@ unsafe extern "C" {
 }
 
 /// C's `CLOCKS_PER_SEC` (XSI requires one million).
-pub const CLOCKS_PER_SEC: core::ffi::c_long = 1_000_000;
+pub(crate) const CLOCKS_PER_SEC: core::ffi::c_long = 1_000_000;
 
 /// Thread states of exited threads, waiting for a pending call to destroy them.
 /// The lock also orders "mark the main greenlet dead" against readers of that flag.
@@ -56,14 +57,14 @@ static TO_DESTROY: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
 /// `clock()` ticks spent hunting stray references to dead threads' main greenlets, or -1
 /// when that hunt is disabled.
-pub static CLOCKS_USED_DOING_GC: AtomicI64 = AtomicI64::new(0);
+pub(crate) static CLOCKS_USED_DOING_GC: AtomicI64 = AtomicI64::new(0);
 
 /// The current thread's state, created on first use.
 ///
 /// # Safety
 /// The GIL is held.
 #[inline(always)]
-pub unsafe fn current() -> PyResult<*mut ThreadState> {
+pub(crate) unsafe fn current() -> PyResult<*mut ThreadState> {
     let state = STATE.with(Cell::get);
     if state.is_null() || state == DESTROYED {
         // SAFETY: forwarded.
@@ -75,14 +76,10 @@ pub unsafe fn current() -> PyResult<*mut ThreadState> {
 #[cold]
 #[inline(never)]
 unsafe fn create_slow(state: *mut ThreadState) -> PyResult<*mut ThreadState> {
+    // SAFETY: the GIL is held (contract).
+    let py = unsafe { Gil::assume() };
     if state == DESTROYED {
-        // SAFETY: GIL held.
-        return Err(unsafe {
-            set_error(
-                pyo3_ffi::PyExc_RuntimeError,
-                c"greenlet: accessing thread state after destruction",
-            )
-        });
+        return Err(py.runtime_error(c"greenlet: accessing thread state after destruction"));
     }
     let g = globals();
     // SAFETY: GIL held; the greenlet type is ready.
@@ -97,12 +94,11 @@ unsafe fn create_slow(state: *mut ThreadState) -> PyResult<*mut ThreadState> {
         deleteme: Vec::new(),
         switch_ctx: SwitchContext::new(),
     }));
-    // SAFETY: `main` is a fresh object of our type; we hold one reference for
-    // `main_greenlet` and take a second one for `current`.
-    unsafe {
-        (*main).pimpl = Box::into_raw(Greenlet::new_main(main, state));
-        pyo3_ffi::Py_INCREF(main.cast());
-    }
+    // SAFETY: `main` is a fresh object of our type, seen by nobody else yet.
+    unsafe { (*main).pimpl = Box::into_raw(Greenlet::new_main(main, state)) };
+    // SAFETY: we hold one reference for `main_greenlet` and take a second one for
+    // `current`.
+    unsafe { pyo3_ffi::Py_INCREF(main.cast()) };
     STATE.with(|s| s.set(state));
     // Registers the exit hook of this thread.
     EXIT_HOOK.with(|_| {});
@@ -115,16 +111,16 @@ unsafe fn create_slow(state: *mut ThreadState) -> PyResult<*mut ThreadState> {
 /// # Safety
 /// The GIL is held. May run arbitrary Python code (the queued greenlets' GreenletExit).
 #[inline]
-pub unsafe fn borrow_current() -> PyResult<*mut PyGreenlet> {
+pub(crate) unsafe fn borrow_current() -> PyResult<*mut PyGreenlet> {
     // SAFETY: forwarded.
     let state = unsafe { current()? };
-    // SAFETY: live state of this thread.
-    unsafe {
-        if !(*state).deleteme.is_empty() {
-            clear_deleteme_list(state, false);
-        }
-        Ok((*state).current)
+    // SAFETY: live state of this thread; a short read.
+    if !unsafe { (*state).deleteme.is_empty() } {
+        // SAFETY: the GIL is held; the live state, not borrowed here.
+        unsafe { clear_deleteme_list(state, false) };
     }
+    // SAFETY: as above (the state outlives its thread's code).
+    Ok(unsafe { (*state).current })
 }
 
 /// Whether `g` is the running greenlet of this thread.
@@ -132,9 +128,11 @@ pub unsafe fn borrow_current() -> PyResult<*mut PyGreenlet> {
 /// # Safety
 /// The GIL is held.
 #[inline]
-pub unsafe fn is_current(g: *mut PyGreenlet) -> PyResult<bool> {
+pub(crate) unsafe fn is_current(g: *mut PyGreenlet) -> PyResult<bool> {
     // SAFETY: forwarded.
-    Ok(unsafe { (*current()?).current } == g)
+    let state = unsafe { current()? };
+    // SAFETY: this thread's live state.
+    Ok(unsafe { (*state).current } == g)
 }
 
 /// Drops (or, for a dead thread, murders and drops) the greenlets queued for deletion.
@@ -155,47 +153,92 @@ unsafe fn clear_deleteme_list(state: *mut ThreadState, murder: bool) {
     // SAFETY: GIL held.
     let incoming = unsafe { SavedError::fetch() };
     for g in list {
-        // SAFETY: each entry holds a reference to a live greenlet.
-        unsafe {
-            if murder {
-                (*(*g).pimpl).murder_in_place();
-            }
-            pyo3_ffi::Py_DECREF(g.cast());
-            if !pyo3_ffi::PyErr_Occurred().is_null() {
-                pyo3_ffi::PyErr_WriteUnraisable(ptr::null_mut());
-                pyo3_ffi::PyErr_Clear();
-            }
+        if murder {
+            // SAFETY: each entry holds a reference to a live greenlet.
+            let this = unsafe { (*g).pimpl };
+            // SAFETY: its live implementation, not borrowed here.
+            unsafe { Greenlet::murder_in_place(this) };
         }
+        // SAFETY: the entry's reference, released.
+        unsafe { pyo3_ffi::Py_DECREF(g.cast()) };
+        // SAFETY: the GIL is held.
+        unsafe { write_unraisable_if_set() };
     }
     // SAFETY: GIL held.
     unsafe { incoming.restore() };
 }
 
 impl ThreadState {
+    /// This thread's main greenlet (borrowed from the state).
+    #[inline(always)]
+    pub(crate) fn main_greenlet(&self) -> *mut PyGreenlet {
+        self.main_greenlet
+    }
+
+    /// The greenlet running in this thread (borrowed from the state).
+    #[inline(always)]
+    pub(crate) fn current(&self) -> *mut PyGreenlet {
+        self.current
+    }
+
+    /// The trace function, or null (borrowed from the state).
+    #[inline(always)]
+    pub(crate) fn tracefunc(&self) -> *mut PyObject {
+        self.tracefunc
+    }
+
+    /// The scratch space of the stack switch, at its stable address.
+    ///
+    /// # Safety
+    /// `this` is a live state.
+    #[inline(always)]
+    pub(crate) unsafe fn switch_ctx(this: *mut Self) -> *mut SwitchContext {
+        // SAFETY: a live state (contract); no borrow is created.
+        unsafe { &raw mut (*this).switch_ctx }
+    }
+
+    /// Makes `new` (an owned reference) the running greenlet and returns the previous one
+    /// (owned by the caller now).
+    ///
+    /// # Safety
+    /// `this` is a live state; `new` is an owned reference to a greenlet of its thread.
+    #[inline(always)]
+    pub(crate) unsafe fn replace_current(this: *mut Self, new: *mut PyGreenlet) -> *mut PyGreenlet {
+        // SAFETY: a live state (contract); no borrow is created.
+        let slot = unsafe { &raw mut (*this).current };
+        // SAFETY: a valid, aligned field; the old owned reference moves to the caller.
+        unsafe { ptr::replace(slot, new) }
+    }
+
     /// Queues `g` (a greenlet of this state's thread, deallocated elsewhere) to be killed
     /// in its own thread.
     ///
     /// # Safety
     /// The GIL is held.
-    pub unsafe fn delete_when_thread_running(&mut self, g: *mut PyGreenlet) {
+    pub(crate) unsafe fn delete_when_thread_running(&mut self, g: *mut PyGreenlet) {
         // SAFETY: GIL held; the list keeps a reference.
         unsafe { pyo3_ffi::Py_INCREF(g.cast()) };
         self.deleteme.push(g);
     }
 
-    /// Replaces the trace function (`None` or null clears it).
+    /// Replaces the trace function (`None` or null clears it). The old one is released
+    /// after the write, with no borrow of the state live (its release can run code).
     ///
     /// # Safety
-    /// The GIL is held.
-    pub unsafe fn set_tracefunc(&mut self, func: *mut PyObject) {
+    /// The GIL is held; `this` is a live state; `func` is null or live.
+    pub(crate) unsafe fn set_tracefunc(this: *mut Self, func: *mut PyObject) {
         // SAFETY: GIL held.
         let func = if func == unsafe { pyo3_ffi::Py_None() } {
             ptr::null_mut()
         } else {
             func
         };
-        // SAFETY: GIL held; new reference stored, old one dropped.
-        unsafe { crate::util::replace_owned(&mut self.tracefunc, crate::util::xnewref(func)) };
+        // SAFETY: the GIL is held; `func` is null or live.
+        let func = unsafe { crate::util::xnewref(func) };
+        // SAFETY: a live state (contract); no borrow is created.
+        let slot = unsafe { &raw mut (*this).tracefunc };
+        // SAFETY: the new reference is stored, the old one released after the write.
+        unsafe { crate::util::replace_owned(slot, func) };
     }
 
     /// GC traversal from the main greenlet (which is why the main greenlet itself is not
@@ -203,7 +246,7 @@ impl ThreadState {
     ///
     /// # Safety
     /// Called from `tp_traverse`.
-    pub unsafe fn traverse(&self, visit: visitproc, arg: *mut c_void) -> c_int {
+    pub(crate) unsafe fn traverse(&self, visit: visitproc, arg: *mut c_void) -> c_int {
         for p in [
             if self.current != self.main_greenlet {
                 self.current.cast()
@@ -234,13 +277,13 @@ impl Drop for ExitHook {
             return;
         }
         let mut queue = TO_DESTROY.lock().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: the state and its main greenlet are alive (the state owns a reference);
-        // the flag is atomic, and readers hold the GIL.
-        unsafe {
-            let main = (*state).main_greenlet;
-            if let Kind::Main { thread_state } = &(*(*main).pimpl).kind {
-                thread_state.store(ptr::null_mut(), Ordering::Relaxed);
-            }
+        // SAFETY: the state is alive until it is destroyed, which we are about to queue.
+        let main = unsafe { (*state).main_greenlet };
+        // SAFETY: the state owns a reference to its main greenlet, so it is alive.
+        let main = unsafe { (*main).pimpl };
+        // SAFETY: as above; only the atomic flag is touched, and readers hold the GIL.
+        if let Kind::Main { thread_state } = unsafe { &(*main).kind } {
+            thread_state.store(ptr::null_mut(), Ordering::Relaxed);
         }
         // SAFETY: reads a runtime global; NULL once the interpreter is gone, in which case
         // the state is leaked on purpose.
@@ -248,23 +291,20 @@ impl Drop for ExitHook {
             return;
         }
         queue.push(state as usize);
-        if queue.len() == 1 {
-            // SAFETY: both calls are documented as callable without the GIL.
-            unsafe {
-                if !crate::cpython::pystate::is_finalizing()
-                    && pyo3_ffi::Py_AddPendingCall(Some(destroy_queued_states), ptr::null_mut()) < 0
-                {
-                    eprintln!(
-                        "greenlet: WARNING: failed in call to Py_AddPendingCall; expect a memory leak."
-                    );
-                }
-            }
+        if queue.len() == 1
+            && !crate::cpython::pystate::is_finalizing()
+            // SAFETY: documented as callable without the GIL.
+            && unsafe { pyo3_ffi::Py_AddPendingCall(Some(destroy_queued_states), ptr::null_mut()) } < 0
+        {
+            eprintln!(
+                "greenlet: WARNING: failed in call to Py_AddPendingCall; expect a memory leak."
+            );
         }
     }
 }
 
 /// Number of thread states waiting for destruction (test hook).
-pub fn pending_cleanup_count() -> usize {
+pub(crate) fn pending_cleanup_count() -> usize {
     TO_DESTROY.lock().unwrap_or_else(|e| e.into_inner()).len()
 }
 
@@ -284,51 +324,89 @@ extern "C" fn destroy_queued_states(_arg: *mut c_void) -> c_int {
     0
 }
 
-/// Destroys the state of an exited thread.
+/// Destroys the state of an exited thread. Fields are reached through the raw pointer
+/// (no `&mut` to the state): each release below can run code.
 ///
 /// # Safety
 /// The GIL is held; `state` was queued by the exit hook and is not used elsewhere.
 unsafe fn destroy(state: *mut ThreadState) {
-    // SAFETY: see the function contract.
-    unsafe {
-        if pyo3_ffi::PyInterpreterState_Head().is_null() {
-            return;
-        }
-        let st = &mut *state;
-        clear_owned(&mut st.tracefunc);
-        if crate::cpython::pystate::is_finalizing() {
-            if !st.current.is_null() {
-                (*(*st.current).pimpl).murder_in_place();
-                clear_owned(&mut st.current);
-            }
-            clear_owned(&mut st.main_greenlet);
-            drop(Box::from_raw(state));
-            return;
-        }
-        clear_deleteme_list(state, true);
-        if !st.current.is_null() && st.current == st.main_greenlet {
-            clear_owned(&mut st.current);
-            let old_main = st.main_greenlet;
-            let count = pyo3_ffi::Py_REFCNT(old_main.cast());
-            clear_owned(&mut st.main_greenlet);
-            if CLOCKS_USED_DOING_GC.load(Ordering::Relaxed) != -1
-                && count == 2
-                && pyo3_ffi::Py_REFCNT(old_main.cast()) == 1
-            {
-                drop_stray_main_reference(old_main);
-            }
-        }
-        if !st.current.is_null() {
-            (*(*st.current).pimpl).murder_in_place();
-            clear_owned(&mut st.current);
-        }
-        clear_owned(&mut st.main_greenlet);
-        if !pyo3_ffi::PyErr_Occurred().is_null() {
-            pyo3_ffi::PyErr_WriteUnraisable(ptr::null_mut());
-            pyo3_ffi::PyErr_Clear();
-        }
-        drop(Box::from_raw(state));
+    // SAFETY: reads a runtime global (the GIL is held).
+    if unsafe { pyo3_ffi::PyInterpreterState_Head() }.is_null() {
+        return;
     }
+    // Each release below can run code; the fields are reached through the raw pointer
+    // every time. SAFETY (for every block): the GIL is held and `state` is live and ours
+    // alone (contract) until the `Box::from_raw` at the end.
+    // SAFETY: as above. No borrow is created.
+    let slot = unsafe { &raw mut (*state).tracefunc };
+    // SAFETY: the GIL is held; the field owns its reference.
+    unsafe { clear_owned(slot) };
+    if crate::cpython::pystate::is_finalizing() {
+        // SAFETY: as above.
+        unsafe { murder_and_clear_current(state) };
+        // SAFETY: as above. No borrow is created.
+        let slot = unsafe { &raw mut (*state).main_greenlet };
+        // SAFETY: the GIL is held; the field owns its reference.
+        unsafe { clear_owned(slot) };
+        // SAFETY: as above; from `Box::into_raw` in `create_slow`.
+        drop(unsafe { Box::from_raw(state) });
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { clear_deleteme_list(state, true) };
+    // SAFETY: as above; a short read.
+    let st = unsafe { &*state };
+    let (current, main) = (st.current, st.main_greenlet);
+    if !current.is_null() && current == main {
+        // SAFETY: as above. No borrow is created.
+        let slot = unsafe { &raw mut (*state).current };
+        // SAFETY: the GIL is held; the field owns its reference.
+        unsafe { clear_owned(slot) };
+        // SAFETY: the state's own reference keeps `main` alive here.
+        let count = unsafe { pyo3_ffi::Py_REFCNT(main.cast()) };
+        // SAFETY: as above. No borrow is created.
+        let slot = unsafe { &raw mut (*state).main_greenlet };
+        // SAFETY: the GIL is held; the field owns its reference.
+        unsafe { clear_owned(slot) };
+        if CLOCKS_USED_DOING_GC.load(Ordering::Relaxed) != -1 && count == 2 {
+            // SAFETY: `count == 2` means one reference is left after ours went away.
+            if unsafe { pyo3_ffi::Py_REFCNT(main.cast()) } == 1 {
+                // SAFETY: the GIL is held; `main` is alive with one reference.
+                unsafe { drop_stray_main_reference(main) };
+            }
+        }
+    }
+    // SAFETY: as above.
+    unsafe { murder_and_clear_current(state) };
+    // SAFETY: as above. No borrow is created.
+    let slot = unsafe { &raw mut (*state).main_greenlet };
+    // SAFETY: the GIL is held; the field owns its reference.
+    unsafe { clear_owned(slot) };
+    // SAFETY: the GIL is held.
+    unsafe { crate::util::write_unraisable_if_set() };
+    // SAFETY: as above; from `Box::into_raw` in `create_slow`.
+    drop(unsafe { Box::from_raw(state) });
+}
+
+/// Kills the dead thread's current greenlet in place (if any) and drops the state's
+/// reference to it.
+///
+/// # Safety
+/// As for [`destroy`].
+unsafe fn murder_and_clear_current(state: *mut ThreadState) {
+    // SAFETY: a live state (contract).
+    let current = unsafe { (*state).current };
+    if current.is_null() {
+        return;
+    }
+    // SAFETY: the state owns a reference to `current`, so it is alive.
+    let this = unsafe { (*current).pimpl };
+    // SAFETY: its live implementation, not borrowed here.
+    unsafe { Greenlet::murder_in_place(this) };
+    // SAFETY: a live state; the field owns its reference. No borrow is created.
+    let slot = unsafe { &raw mut (*state).current };
+    // SAFETY: the GIL is held; the field owns its reference.
+    unsafe { clear_owned(slot) };
 }
 
 /// The main greenlet of a dead thread has exactly one reference left that we do not
@@ -340,48 +418,64 @@ unsafe fn destroy(state: *mut ThreadState) {
 /// # Safety
 /// The GIL is held; `old_main` is alive with a reference count of 1.
 unsafe fn drop_stray_main_reference(old_main: *mut PyGreenlet) {
-    // SAFETY: see the function contract; every call is plain C API with the GIL held.
-    unsafe {
-        let begin = clock();
-        let gc = pyo3_ffi::PyImport_ImportModule(c"gc".as_ptr());
-        if gc.is_null() {
-            return;
-        }
-        let get_referrers = pyo3_ffi::PyObject_GetAttrString(gc, c"get_referrers".as_ptr());
-        pyo3_ffi::Py_DECREF(gc);
-        if get_referrers.is_null() {
-            return;
-        }
-        let refs = pyo3_ffi::PyObject_CallOneArg(get_referrers, old_main.cast());
-        if !refs.is_null() {
-            let n = pyo3_ffi::PyList_Size(refs);
-            if n == 0 {
-                pyo3_ffi::Py_DECREF(refs);
-                pyo3_ffi::Py_DECREF(old_main.cast());
-            } else if n == 1 {
-                let item = pyo3_ffi::PyList_GetItem(refs, 0);
-                let is_switch = pyo3_ffi::PyCFunction_Check(item) != 0
-                    && pyo3_ffi::Py_REFCNT(item) == 2
-                    && crate::greenlet_type::is_switch_method(item);
-                if is_switch {
-                    let function = item;
-                    pyo3_ffi::Py_DECREF(refs);
-                    let refs2 = pyo3_ffi::PyObject_CallOneArg(get_referrers, function);
-                    if !refs2.is_null() {
-                        if pyo3_ffi::PyList_Size(refs2) == 0 {
-                            pyo3_ffi::Py_DECREF(function);
-                        }
-                        pyo3_ffi::Py_DECREF(refs2);
+    // SAFETY: the GIL is held (contract).
+    let py = unsafe { Gil::assume() };
+    // SAFETY: C's `clock()` has no preconditions.
+    let begin = unsafe { clock() };
+    // SAFETY: the GIL is held.
+    let gc = unsafe { pyo3_ffi::PyImport_ImportModule(c"gc".as_ptr()) };
+    // SAFETY: a new reference or null with an exception set.
+    let Ok(gc) = (unsafe { Owned::from_raw(py, gc) }) else {
+        return;
+    };
+    // SAFETY: the GIL is held; a live module.
+    let get_referrers =
+        unsafe { pyo3_ffi::PyObject_GetAttrString(gc.as_object(), c"get_referrers".as_ptr()) };
+    drop(gc);
+    // SAFETY: a new reference or null with an exception set.
+    let Ok(get_referrers) = (unsafe { Owned::from_raw(py, get_referrers) }) else {
+        return;
+    };
+    let referrers_of = |obj: *mut PyObject| {
+        // SAFETY: the GIL is held; a live callable and a live object.
+        let list = unsafe { pyo3_ffi::PyObject_CallOneArg(get_referrers.as_object(), obj) };
+        // SAFETY: a new reference (a list) or null with an exception set.
+        unsafe { Owned::from_raw(py, list) }
+    };
+    if let Ok(refs) = referrers_of(old_main.cast()) {
+        // SAFETY: the GIL is held; `gc.get_referrers` returns a list.
+        let n = unsafe { pyo3_ffi::PyList_Size(refs.as_object()) };
+        if n == 0 {
+            drop(refs);
+            // SAFETY: nothing the GC sees refers to `old_main`: the reference left on the
+            // dead thread's stack is the one we drop.
+            unsafe { pyo3_ffi::Py_DECREF(old_main.cast()) };
+        } else if n == 1 {
+            // SAFETY: the GIL is held; index 0 of a one-item list (borrowed).
+            let item = unsafe { pyo3_ffi::PyList_GetItem(refs.as_object(), 0) };
+            // SAFETY: the GIL is held; `item` is live (the list holds it).
+            let is_switch = unsafe { pyo3_ffi::PyCFunction_Check(item) } != 0
+                // SAFETY: as above.
+                && unsafe { pyo3_ffi::Py_REFCNT(item) } == 2
+                // SAFETY: as above; a C function object.
+                && unsafe { crate::globals::is_switch_method(item) };
+            if is_switch {
+                // The bound method outlives the list: its other reference is the stray one.
+                drop(refs);
+                if let Ok(refs2) = referrers_of(item) {
+                    // SAFETY: the GIL is held; a list.
+                    if unsafe { pyo3_ffi::PyList_Size(refs2.as_object()) } == 0 {
+                        // SAFETY: nothing the GC sees refers to the method: the reference
+                        // left on the dead thread's stack is the one we drop.
+                        unsafe { pyo3_ffi::Py_DECREF(item) };
                     }
-                } else {
-                    pyo3_ffi::Py_DECREF(refs);
+                    drop(refs2);
                 }
-            } else {
-                pyo3_ffi::Py_DECREF(refs);
             }
         }
-        pyo3_ffi::Py_DECREF(get_referrers);
-        let end = clock();
-        CLOCKS_USED_DOING_GC.fetch_add((end - begin) as i64, Ordering::Relaxed);
     }
+    drop(get_referrers);
+    // SAFETY: as above.
+    let end = unsafe { clock() };
+    CLOCKS_USED_DOING_GC.fetch_add((end - begin) as i64, Ordering::Relaxed);
 }

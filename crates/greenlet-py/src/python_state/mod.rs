@@ -29,6 +29,11 @@ use core::ffi::{c_int, c_void};
 use core::ptr;
 use pyo3_ffi::{PyFrameObject, PyObject, visitproc};
 
+#[cfg(Py_3_12)]
+mod expose;
+#[cfg(Py_3_15)]
+mod frames315;
+
 /// `cframe->use_tracing`: an `int` in 3.10, a `uint8_t` in 3.11, gone in 3.12 (PEP 669).
 #[cfg(not(Py_3_11))]
 type UseTracing = c_int;
@@ -38,7 +43,7 @@ type UseTracing = u8;
 /// `repr(C)`: `context` comes first, on the cache line the collector reads (see
 /// [`crate::greenlet::Greenlet`]).
 #[repr(C)]
-pub struct PythonState {
+pub(crate) struct PythonState {
     /// The greenlet's `contextvars` context (owned), while it is not running.
     context: *mut PyObject,
     /// The frame the greenlet will resume in, while it is suspended. Borrowed: the
@@ -111,7 +116,7 @@ impl Default for PythonState {
 }
 
 impl PythonState {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             context: ptr::null_mut(),
             top_frame: ptr::null_mut(),
@@ -153,7 +158,7 @@ impl PythonState {
     /// `tstate` is the current thread state, the GIL is held, `self` is empty, and (3.11+)
     /// the current frame object exists already (see [`materialize_frame`]).
     #[inline]
-    pub unsafe fn save(&mut self, tstate: *mut PyThreadState) {
+    pub(crate) unsafe fn save(&mut self, tstate: *mut PyThreadState) {
         // SAFETY:
         // - `tstate` is the live current thread state (caller);
         // - `cframe` (before 3.13) points at a `_PyCFrame` of the running greenlet's
@@ -222,13 +227,13 @@ impl PythonState {
         }
     }
 
-    /// Moves `self` back into `tstate` (and, 3.12+, undoes [`Self::expose_frames`]).
+    /// Moves `self` back into `tstate` (and, 3.12+, undoes `expose_frames`).
     ///
     /// # Safety
     /// `tstate` is the current thread state whose previous contents were saved elsewhere,
     /// and this greenlet's stack has just been restored.
     #[inline]
-    pub unsafe fn restore(&mut self, tstate: *mut PyThreadState) {
+    pub(crate) unsafe fn restore(&mut self, tstate: *mut PyThreadState) {
         // SAFETY:
         // - `tstate` is the live current thread state (caller);
         // - `cframe` points at a `_PyCFrame` on this greenlet's stack, restored just now;
@@ -310,7 +315,7 @@ impl PythonState {
     /// # Safety
     /// `origin` is the current thread state.
     #[inline]
-    pub unsafe fn will_switch_from(&mut self, origin: *mut PyThreadState) {
+    pub(crate) unsafe fn will_switch_from(&mut self, origin: *mut PyThreadState) {
         #[cfg(not(Py_3_12))]
         {
             // SAFETY: `origin->cframe` is always valid while Python runs.
@@ -327,7 +332,7 @@ impl PythonState {
     /// # Safety
     /// `frame` lives on the new greenlet's part of the C stack for as long as it runs.
     #[cfg(not(Py_3_13))]
-    pub unsafe fn set_new_cframe(&mut self, frame: &mut CFrame) {
+    pub(crate) unsafe fn set_new_cframe(&mut self, frame: &mut CFrame) {
         // SAFETY: the current thread state and its cframe are live.
         unsafe {
             let ts = crate::cpython::pystate::tstate();
@@ -342,7 +347,7 @@ impl PythonState {
     ///
     /// # Safety
     /// `tstate` is the current thread state.
-    pub unsafe fn set_initial_state(&mut self, tstate: *mut PyThreadState) {
+    pub(crate) unsafe fn set_initial_state(&mut self, tstate: *mut PyThreadState) {
         self.top_frame = ptr::null_mut();
         // SAFETY: live thread state.
         let ts = unsafe { &*tstate };
@@ -381,7 +386,7 @@ impl PythonState {
     /// # Safety
     /// The GIL is held; with a non-null `tstate` the calling greenlet has no Python frames
     /// left and will never run Python code again.
-    pub unsafe fn did_finish(&mut self, tstate: *mut PyThreadState) {
+    pub(crate) unsafe fn did_finish(&mut self, tstate: *mut PyThreadState) {
         #[cfg(not(Py_3_11))]
         let _ = tstate;
         #[cfg(Py_3_11)]
@@ -406,16 +411,16 @@ impl PythonState {
         }
     }
 
-    pub fn top_frame(&self) -> *mut PyFrameObject {
+    pub(crate) fn top_frame(&self) -> *mut PyFrameObject {
         self.top_frame
     }
 
-    pub fn context(&self) -> *mut PyObject {
+    pub(crate) fn context(&self) -> *mut PyObject {
         self.context
     }
 
     /// Replaces the saved context, taking ownership of `context` and returning the old one.
-    pub fn replace_context(&mut self, context: *mut PyObject) -> *mut PyObject {
+    pub(crate) fn replace_context(&mut self, context: *mut PyObject) -> *mut PyObject {
         core::mem::replace(&mut self.context, context)
     }
 
@@ -442,7 +447,7 @@ impl PythonState {
 
     /// # Safety
     /// Called from `tp_traverse`.
-    pub unsafe fn traverse(
+    pub(crate) unsafe fn traverse(
         &self,
         visit: visitproc,
         arg: *mut c_void,
@@ -476,18 +481,34 @@ impl PythonState {
         0
     }
 
-    /// Drops the context and, for a greenlet of a dead thread (`own_top_frame`), the
-    /// references of its frames.
-    ///
-    /// # Safety
-    /// The GIL is held.
-    pub unsafe fn clear(&mut self, own_top_frame: bool) {
+    /// Takes out the context and, for a greenlet of a dead thread (`own_top_frame`), the
+    /// top frame, for [`Cleared::release`] once no borrow of the owner is live.
+    pub(crate) fn take_for_clear(&mut self, own_top_frame: bool) -> Cleared {
         let context = core::mem::replace(&mut self.context, ptr::null_mut());
         let frame = if own_top_frame {
             core::mem::replace(&mut self.top_frame, ptr::null_mut())
         } else {
             ptr::null_mut()
         };
+        Cleared { context, frame }
+    }
+}
+
+/// References taken out of a [`PythonState`] by [`PythonState::take_for_clear`].
+#[must_use = "the references are only released by `release`"]
+pub(crate) struct Cleared {
+    context: *mut PyObject,
+    frame: *mut PyFrameObject,
+}
+
+impl Cleared {
+    /// Drops the context and (3.15: everything the frames hold) the frame.
+    ///
+    /// # Safety
+    /// The GIL is held. Dropping may run arbitrary code, so no borrow of the greenlet the
+    /// references came from may be live.
+    pub(crate) unsafe fn release(self) {
+        let Cleared { context, frame } = self;
         // SAFETY: references we held; dropping them may run arbitrary code, after our
         // fields are already consistent.
         unsafe {
@@ -498,137 +519,6 @@ impl PythonState {
             // hold (the top one through its interpreter frame's `frame_obj`).
             #[cfg(Py_3_15)]
             frames315::clear(frame);
-        }
-    }
-
-    /// 3.12+: lets code walk `f_back` from a suspended greenlet's frames.
-    ///
-    /// The interpreter-frame chain of a greenlet also holds "incomplete" frames (the
-    /// entry frames that `_PyEval_EvalFrameDefault` keeps on the C stack, and frames that
-    /// have not started yet). Once the greenlet is switched away from, its C stack is
-    /// overwritten or moved to the heap, so following `previous` into such a frame reads
-    /// garbage (greenlet #388, gevent #1969, CPython #113037). Right before the switch,
-    /// while the stack is still in place, we relink the chain so that each complete
-    /// frame's `previous` points at the next complete frame, creating the frame objects
-    /// on the way. Only the links that change are remembered (in `relinked`), and
-    /// [`Self::restore`] puts just those back.
-    ///
-    /// Along a run of Python-to-Python calls every link already points at a complete
-    /// frame, which after the first switch has its frame object: those are only walked
-    /// over, one `previous` pointer per frame, so a deep greenlet's switches stay cheap.
-    ///
-    /// # Safety
-    /// Called on the greenlet being switched away from, after [`Self::save`], before the
-    /// stack switch, with the GIL held.
-    #[cfg(Py_3_12)]
-    pub unsafe fn expose_frames(&mut self) {
-        use crate::cpython::frame::{FRAME_OWNED_BY_GENERATOR, FrameObject, frame_object_of};
-        self.relinked_len = 0;
-        if let Some(spill) = self.relinked_spill.as_mut() {
-            spill.clear();
-        }
-        let top: *mut FrameObject = self.top_frame.cast();
-        if top.is_null() {
-            return;
-        }
-        // The exception being thrown by this switch, if any, must survive the calls below
-        // (3.12+ keeps a single exception object, so this is a pointer move).
-        // SAFETY: GIL held.
-        let pending = unsafe { pyo3_ffi::PyErr_GetRaisedException() };
-        // SAFETY: `top` is the frame object of the greenlet's innermost complete frame,
-        // which is executing, so `f_frame` points at its interpreter frame.
-        let mut iframe = unsafe { (*top).f_frame };
-        loop {
-            // SAFETY:
-            // - `iframe` is a complete, executing frame of this greenlet that has a frame
-            //   object (the top one; or reached below through a check or from
-            //   `PyFrame_GetBack`), and the frames after it are still in place (the
-            //   C stack has not been switched yet);
-            // - the owner is checked before `frame_obj`, which C-stack entry frames leave
-            //   uninitialised; a frame with a frame object is complete (objects are only
-            //   ever made for complete frames);
-            // - `PyFrame_GetBack` of a frame object whose `f_back` is null returns the
-            //   frame object of the first complete frame after `f_frame->previous`,
-            //   creating it if needed; we hand it a stand-in frame so that it starts from
-            //   the *original* `previous` even when an executing frame object has an
-            //   `f_back` of its own. The stand-in counts as complete because it claims to
-            //   belong to a generator (so its code object is never looked at);
-            // - creating a frame object cannot start a collection (3.12+ only schedules
-            //   one for the next eval-breaker check), so no Python code runs here;
-            // - the returned reference is dropped at once: the interpreter frame holds one.
-            unsafe {
-                let previous = (*iframe).previous;
-                if previous.is_null() {
-                    break;
-                }
-                if !frame_object_of(previous).is_null() {
-                    iframe = previous;
-                    continue;
-                }
-                let mut stand_in_iframe: InterpreterFrame = core::mem::zeroed();
-                stand_in_iframe.owner = FRAME_OWNED_BY_GENERATOR;
-                stand_in_iframe.previous = previous;
-                let mut stand_in: FrameObject = core::mem::zeroed();
-                stand_in.f_frame = &mut stand_in_iframe;
-                let back: *mut FrameObject =
-                    pyo3_ffi::PyFrame_GetBack(ptr::addr_of_mut!(stand_in).cast()).cast();
-                if back.is_null() {
-                    // No complete frame left (or, out of memory creating a frame object,
-                    // an error we drop below): the chain ends here.
-                    pyo3_ffi::PyErr_Clear();
-                }
-                pyo3_ffi::Py_XDECREF(back.cast());
-                let exposed = if back.is_null() {
-                    ptr::null_mut()
-                } else {
-                    (*back).f_frame
-                };
-                if exposed != previous {
-                    self.remember_relink(iframe, previous);
-                    (*iframe).previous = exposed;
-                }
-                if exposed.is_null() {
-                    break;
-                }
-                iframe = exposed;
-            }
-        }
-        // SAFETY: GIL held; hands back the reference taken above (null clears nothing).
-        unsafe { pyo3_ffi::PyErr_SetRaisedException(pending) };
-    }
-
-    /// Records that `expose_frames` changed `iframe`'s `previous` from `original`.
-    #[cfg(Py_3_12)]
-    fn remember_relink(&mut self, iframe: *mut InterpreterFrame, original: *mut InterpreterFrame) {
-        let n = self.relinked_len as usize;
-        if n < RELINKED_SLOTS {
-            self.relinked[n] = (iframe, original);
-            self.relinked_len += 1;
-        } else {
-            // A greenlet suspended under many C-level re-entries of the eval loop; the
-            // vector is kept for its next switches.
-            self.relinked_spill
-                .get_or_insert_with(Default::default)
-                .push((iframe, original));
-        }
-    }
-
-    /// Undoes [`Self::expose_frames`]: puts each changed `previous` back.
-    ///
-    /// # Safety
-    /// `self` is the greenlet being resumed; its frames are exposed.
-    #[cfg(Py_3_12)]
-    unsafe fn unexpose_frames(&mut self) {
-        let inline = &self.relinked[..self.relinked_len as usize];
-        let spilled = self.relinked_spill.as_deref().map_or(&[][..], |v| &v[..]);
-        for &(iframe, original) in inline.iter().chain(spilled) {
-            // SAFETY: `iframe` is a live frame of this greenlet (its frames cannot go away
-            // while it is suspended), relinked by `expose_frames`.
-            unsafe { (*iframe).previous = original };
-        }
-        self.relinked_len = 0;
-        if let Some(spill) = self.relinked_spill.as_mut() {
-            spill.clear();
         }
     }
 }
@@ -650,7 +540,7 @@ fn current_recursion_depth(ts: &PyThreadState) -> c_int {
 /// # Safety
 /// `tstate` is the current thread state.
 #[cfg(not(Py_3_13))]
-pub unsafe fn trash_delete_nesting(tstate: *mut PyThreadState) -> c_int {
+pub(crate) unsafe fn trash_delete_nesting(tstate: *mut PyThreadState) -> c_int {
     // SAFETY: live thread state (caller).
     unsafe {
         #[cfg(not(Py_3_12))]
@@ -691,7 +581,7 @@ unsafe fn materialized_frame_object(tstate: *mut PyThreadState) -> *mut PyFrameO
 /// # Safety
 /// The GIL is held.
 #[inline]
-pub unsafe fn materialize_frame() {
+pub(crate) unsafe fn materialize_frame() {
     #[cfg(Py_3_11)]
     // SAFETY: plain C-API calls with the GIL held.
     unsafe {
@@ -705,123 +595,6 @@ pub unsafe fn materialize_frame() {
         pyo3_ffi::Py_XDECREF(frame.cast());
         if was_enabled != 0 {
             pyo3_ffi::PyGC_Enable();
-        }
-    }
-}
-
-/// 3.15: suspended greenlets are always GC objects (no `tp_is_gc`), so the collector must
-/// see what their frames hold, including the borrowed and deferred stack references it
-/// would otherwise only find on the running thread's frame stack (upstream PRs #511/#512).
-#[cfg(Py_3_15)]
-mod frames315 {
-    use crate::cpython::frame::{FRAME_OWNED_BY_THREAD, FrameObject, InterpreterFrame, StackRef};
-    use core::ffi::{c_int, c_void};
-    use core::ptr;
-    use pyo3_ffi::{PyFrameObject, visitproc};
-
-    unsafe extern "C" {
-        fn _PyGC_VisitFrameStack(
-            frame: *mut InterpreterFrame,
-            visit: visitproc,
-            arg: *mut c_void,
-        ) -> c_int;
-        fn _PyGC_VisitStackRef(r: *mut StackRef, visit: visitproc, arg: *mut c_void) -> c_int;
-    }
-
-    /// The exposed chain from `top`: only frames the thread owns (generator frames are
-    /// traversed by their generator).
-    ///
-    /// # Safety
-    /// `top` is null or the top frame of a suspended (exposed) greenlet.
-    unsafe fn thread_frames(
-        top: *mut PyFrameObject,
-    ) -> impl Iterator<Item = *mut InterpreterFrame> {
-        let first = if top.is_null() {
-            ptr::null_mut()
-        } else {
-            // SAFETY: see the function contract.
-            unsafe { (*top.cast::<FrameObject>()).f_frame }
-        };
-        core::iter::successors((!first.is_null()).then_some(first), |&f| {
-            // SAFETY: each exposed frame is complete and alive while the greenlet is
-            // suspended; `previous` links only such frames.
-            let p = unsafe { (*f).previous };
-            (!p.is_null()).then_some(p)
-        })
-        // SAFETY: as above.
-        .filter(|&f| unsafe { (*f).owner } == FRAME_OWNED_BY_THREAD)
-    }
-
-    /// # Safety
-    /// Called from `tp_traverse`; `top` as for [`thread_frames`].
-    pub unsafe fn traverse(top: *mut PyFrameObject, visit: visitproc, arg: *mut c_void) -> c_int {
-        // SAFETY: see the function contract; every visited pointer is a reference the
-        // frame holds.
-        unsafe {
-            for f in thread_frames(top) {
-                for o in [(*f).frame_obj.cast(), (*f).f_locals] {
-                    if !o.is_null() {
-                        let r = visit(o, arg);
-                        if r != 0 {
-                            return r;
-                        }
-                    }
-                }
-                for r in [&raw mut (*f).f_funcobj, &raw mut (*f).f_executable] {
-                    if !(*r).is_null_or_int() {
-                        let r = _PyGC_VisitStackRef(r, visit, arg);
-                        if r != 0 {
-                            return r;
-                        }
-                    }
-                }
-                let r = _PyGC_VisitFrameStack(f, visit, arg);
-                if r != 0 {
-                    return r;
-                }
-            }
-        }
-        0
-    }
-
-    /// Releases everything the suspended frames of a greenlet from a dead thread hold;
-    /// the frames themselves then die with their data-stack chunks.
-    ///
-    /// # Safety
-    /// The GIL is held; `top` as for [`thread_frames`], and those frames never run again.
-    pub unsafe fn clear(top: *mut PyFrameObject) {
-        // SAFETY: see the function contract. Collect first: releasing a reference can
-        // free the frame object we came from, but not the interpreter frames, which live
-        // in the data stack.
-        unsafe {
-            let frames: Vec<*mut InterpreterFrame> = thread_frames(top).collect();
-            for f in frames {
-                let locals = (*f).localsplus.as_mut_ptr();
-                let mut sp = (*f).stackpointer;
-                if !sp.is_null() {
-                    while sp > locals {
-                        sp = sp.sub(1);
-                        close(sp);
-                    }
-                    (*f).stackpointer = locals;
-                }
-                pyo3_ffi::Py_XDECREF(core::mem::replace(&mut (*f).f_locals, ptr::null_mut()));
-                let fo = core::mem::replace(&mut (*f).frame_obj, ptr::null_mut());
-                pyo3_ffi::Py_XDECREF(fo.cast());
-                close(&raw mut (*f).f_funcobj);
-                close(&raw mut (*f).f_executable);
-            }
-        }
-    }
-
-    /// `PyStackRef_CLEAR` on a GIL build.
-    unsafe fn close(r: *mut StackRef) {
-        // SAFETY: `r` points at a stack reference of a frame we are clearing.
-        unsafe {
-            let old = core::mem::replace(&mut *r, StackRef::NULL);
-            if old.owns_reference() && !old.as_ptr().is_null() {
-                pyo3_ffi::Py_DECREF(old.as_ptr());
-            }
         }
     }
 }
