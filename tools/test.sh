@@ -424,7 +424,7 @@ for row in "${SUMMARY[@]}"; do
 done
 if [ "${#SKIPPED[@]}" -gt 0 ]; then
     echo
-    echo "!!!! SKIPPED ${#SKIPPED[@]} (not here; CI runs them all):"
+    echo "!!!! SKIPPED ${#SKIPPED[@]} interpreter(s) or client suite(s) that cannot run here (CI runs them all):"
     printf '!!!!   %s\n' "${SKIPPED[@]}"
 fi
 echo "tested on: ${VERSIONS[*]:-nothing}"
