@@ -24,7 +24,8 @@
 # the layout check, upstream greenlet's suite (tools/upstream_suite.py) and,
 # when tools/stubtest.sh exists, the stub check. Last, the client suites
 # (tools/clients.py: gevent, eventlet, ... on CPython 3.11, with packages from
-# PyPI), skipped loudly when there is no 3.11 or PyPI cannot be reached.
+# PyPI), skipped loudly when there is no 3.11 or PyPI cannot be reached, and
+# Playwright's when there is no chromium (unless required).
 #
 # It keeps going after a failure, prints a summary table, and exits non-zero
 # if anything failed. Each suite's full output is also kept in
@@ -406,6 +407,13 @@ except Exception as e:
     for client in $CLIENTS; do
         if [ -n "$client_why" ]; then
             missing "client-$client-3.11" "$client_why"
+            continue
+        fi
+        # Playwright drives Debian's chromium, which clients.py installs with
+        # apt-get when it is missing: only when required (CI), not on your machine.
+        if [ "$client" = playwright ] && [ "$REQUIRE_ALL_PYTHONS" != 1 ] &&
+            ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+            missing "client-$client-3.11" "no chromium on PATH (apt-get install chromium; CI installs it)"
             continue
         fi
         run_suite "client-$client-3.11" client \
