@@ -1,21 +1,40 @@
 # The front door. `make help` lists the targets.
 
-PYTHON ?= python3
-VENV   ?= .venv
+PYTHON   ?= python3
+VENV     ?= .venv
+DEV_VENV ?= .venv-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test bench wheels
+.PHONY: help demo build-dev lint test-rust test-py test bench wheels
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
-		awk 'BEGIN {FS = ":.*?## "}; {printf "  %-8s %s\n", $$1, $$2}'
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
 
 demo: ## build greenlet-rs, install it into .venv, run examples/demo.py
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install .
 	$(VENV)/bin/python examples/demo.py
 
-test: ## every test: Rust, our pytest suites, upstream greenlet's suite (PYTHONS="3.11 3.12 ..." for more CPythons)
+build-dev: ## debug build (debug assertions) into .venv-dev with maturin develop; offline once set up
+	test -x $(DEV_VENV)/bin/python || $(PYTHON) -m venv $(DEV_VENV)
+	test -x $(DEV_VENV)/bin/maturin || $(DEV_VENV)/bin/pip install 'maturin>=1.16,<2' pytest
+	VIRTUAL_ENV=$(abspath $(DEV_VENV)) $(DEV_VENV)/bin/maturin develop --profile dev
+	@echo "installed a debug build into $(DEV_VENV): $(DEV_VENV)/bin/python -m pytest tests/python"
+
+lint: ## rustfmt --check, clippy -D warnings (every unsafe block documented), rustdoc -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings -D clippy::undocumented_unsafe_blocks
+	RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps
+
+test-rust: ## greenlet-core's Rust tests, debug and release
+	cargo test -p greenlet-core
+	cargo test --release -p greenlet-core
+
+test-py: ## the Python suites on one interpreter (PYTHON=python3.12, a path, 3.13 or debian-3.14)
+	PYTHONS="$(PYTHON)" RUST_TESTS=0 CLIENTS=none bash tools/test.sh
+
+test: ## every test on every CPython found; names the ones of the matrix it skipped (PYTHONS="3.11 debian-3.14" to choose)
 	bash tools/test.sh
 
 bench: ## benchmarks against upstream greenlet 3.5.6, side by side (BENCH_ARGS=--quick|--fast)

@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
-# Every test of greenlet-rs, for each CPython in $PYTHONS.
+# Every test of greenlet-rs, for each CPython it can find.
 #
-#   tools/test.sh                      # the default interpreter list
-#   PYTHONS="3.10 3.11 3.12 3.13 debian-3.14" tools/test.sh   (debian-X.Y: ../shared/tools/get-cpython;
-#                                                               debian-3.14d: its debug build)
+#   tools/test.sh                      # every interpreter of the matrix that is here
+#   PYTHONS="3.11 debian-3.14" tools/test.sh     # just these (all of them required)
 #   PYTHONS=/usr/bin/python3.12 tools/test.sh
+#   REQUIRE_ALL_PYTHONS=1 tools/test.sh          # the whole matrix or fail (.ci/run)
 #
-# $PYTHONS holds interpreter paths or versions; a version is looked up under
-# $PYENV_ROOT/versions first, then as pythonX.Y on PATH. For each one this
-# makes (or reuses) the venv .venv-test-X.Y.Z in the repo root, installs the
-# test tools and builds and installs greenlet-rs into it once. Then it runs
-# the Rust tests of greenlet-core once (debug and release), and per
-# interpreter pytest on tests/python and on tests/cython, and upstream
-# greenlet's suite (tools/upstream_suite.py).
+# The matrix: 3.10 3.11 3.12 3.13 (pyenv's builds, else pythonX.Y on PATH),
+# debian-3.13 debian-3.14 debian-3.15 (Debian's builds) and debian-3.14d (its
+# Py_DEBUG build). A debian-X.Y comes from ../shared/tools/get-cpython when
+# that exists (it downloads and caches it), else from what it already put in
+# ~/.cache/greenlet-pythons/X.Y. With $PYTHONS unset, an interpreter of the
+# matrix that is not here is SKIPPED (named, with the reason, at the start
+# and again at the end), and any other pythonX.Y (X.Y >= 3.10) or python3 on
+# PATH whose minor version the matrix did not cover is tested too; the run
+# fails only on a failing suite or when no interpreter was found at all.
+# With $PYTHONS given, or REQUIRE_ALL_PYTHONS=1, a missing one is a failure.
+#
+# For each interpreter this makes (or reuses) the venv .venv-test-X.Y.Z in
+# the repo root, installs the test tools and builds and installs greenlet-rs
+# into it once. Then it runs the Rust tests of greenlet-core once (debug and
+# release), and per interpreter pytest on tests/python and on tests/cython,
+# the layout check, upstream greenlet's suite (tools/upstream_suite.py) and,
+# when tools/stubtest.sh exists, the stub check. Last, the client suites
+# (tools/clients.py: gevent, eventlet, ... on CPython 3.11, with packages from
+# PyPI), skipped loudly when there is no 3.11 or PyPI cannot be reached, and
+# Playwright's when there is no chromium (unless required).
 #
 # It keeps going after a failure, prints a summary table, and exits non-zero
 # if anything failed. Each suite's full output is also kept in
@@ -20,7 +33,10 @@
 # time in crash-proof form (tools/pytest_isolated.py, upstream_suite.py --isolate) so
 # the table still has counts; the crash itself stays a failure.
 #
-# Knobs: SUITE_TIMEOUT (seconds per suite, default 1500),
+# Knobs: PYTHONS, REQUIRE_ALL_PYTHONS (above),
+#        CLIENTS (default "gevent eventlet sqlalchemy greenback playwright"; none skips),
+#        RUST_TESTS=0 (skip the greenlet-core tests; `make test-py`),
+#        SUITE_TIMEOUT (seconds per suite, default 1500),
 #        RUST_TEST_THREADS (default 1, so a crash names its test),
 #        PYTEST_ARGS and UPSTREAM_SUITE_ARGS (extra arguments, word-split;
 #        e.g. UPSTREAM_SUITE_ARGS="-k throw").
@@ -30,7 +46,17 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-PYTHONS="${PYTHONS:-3.10 3.11 3.12 3.13 debian-3.13 debian-3.14 debian-3.15 debian-3.14d}"
+MATRIX="3.10 3.11 3.12 3.13 debian-3.13 debian-3.14 debian-3.15 debian-3.14d"
+if [ -n "${PYTHONS:-}" ]; then
+    EXPLICIT=1
+else
+    EXPLICIT=0
+    PYTHONS="$MATRIX"
+fi
+# A missing interpreter fails the run when it was asked for by name, or always
+# with REQUIRE_ALL_PYTHONS=1; otherwise it is skipped, loudly.
+REQUIRE_ALL_PYTHONS="${REQUIRE_ALL_PYTHONS:-$EXPLICIT}"
+RUST_TESTS="${RUST_TESTS:-1}"
 PYENV_ROOT="${PYENV_ROOT:-$HOME/.pyenv}"
 SUITE_TIMEOUT="${SUITE_TIMEOUT:-1500}"
 read -r -a PYTEST_EXTRA <<<"${PYTEST_ARGS:-}"
@@ -91,6 +117,9 @@ counts_of() { # kind logfile
     upstream)
         sed -n 's/^upstream-suite: \([0-9]* passed, [0-9]* failed, [0-9]* skipped\)$/\1/p' "$log" | tail -n 1
         ;;
+    stubtest)
+        sed -n 's/^stubtest: \([0-9]* passed, [0-9]* failed, [0-9]* skipped\)$/\1/p' "$log" | tail -n 1
+        ;;
     esac
 }
 
@@ -123,77 +152,192 @@ run_suite() {
 
 record() { # name status [counts]
     SUMMARY+=("$1"$'\t'"$2"$'\t'"${3:--}")
-    case "$2" in ok) ;; *) FAILED=1 ;; esac
+    case "$2" in ok | SKIPPED*) ;; *) FAILED=1 ;; esac
 }
 
-# Resolve one $PYTHONS entry to an interpreter path.
+# Something of the matrix that is not here: skipped, or a failure when required.
+SKIPPED=()
+missing() { # name reason
+    if [ "$REQUIRE_ALL_PYTHONS" = 1 ]; then
+        echo "!!!! MISSING $1: $2 (required: REQUIRE_ALL_PYTHONS=1 or named in PYTHONS)"
+        record "$1" "FAILED (missing)" "$2"
+    else
+        echo "!!!! SKIPPING $1: $2"
+        record "$1" "SKIPPED" "$2"
+        SKIPPED+=("$1: $2")
+    fi
+}
+
+# Resolve one $PYTHONS entry to an interpreter path. Prints the path, or
+# (exit status 1) why there is none.
 find_python() {
     local want="$1" cand
-    # "debian-X.Y": CPython X.Y from Debian's packages, unpacked and cached by
-    # ../shared/tools/get-cpython (which prints the interpreter's path last).
-    if [[ "$want" == debian-* ]]; then
+    case "$want" in
+    debian-*)
+        # CPython X.Y from Debian's packages, unpacked and cached by
+        # ../shared/tools/get-cpython (which prints the interpreter's path
+        # last), or a copy it made earlier.
+        local spec="${want#debian-}"
         local getter="$ROOT/../shared/tools/get-cpython"
-        [ -x "$getter" ] || return 1
-        cand="$("$getter" "${want#debian-}" | tail -n 1)" || return 1
-        [ -x "$cand" ] && { echo "$cand"; return 0; }
-        return 1
-    fi
-    if [[ "$want" == */* ]]; then
-        [ -x "$want" ] && { echo "$want"; return 0; }
-        return 1
-    fi
-    for cand in $(ls -d "$PYENV_ROOT"/versions/"$want"* 2>/dev/null | sort -V -r); do
-        # Only plain CPython builds such as 3.11.7, not 3.11.7t or envs.
-        if [[ "$(basename "$cand")" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] && [ -x "$cand/bin/python" ]; then
-            echo "$cand/bin/python"
+        local cached="${XDG_CACHE_HOME:-$HOME/.cache}/greenlet-pythons/$spec"
+        if [ -x "$getter" ]; then
+            cand="$("$getter" "$spec" | tail -n 1)"
+            if [ -n "$cand" ] && [ -x "$cand" ]; then
+                echo "$cand"
+                return 0
+            fi
+            echo "../shared/tools/get-cpython $spec failed (output above)"
+            return 1
+        fi
+        cand="$cached/usr/bin/python$spec"
+        if [ -f "$cached/.get-cpython-complete" ] && [ -x "$cand" ] && "$cand" -I -S -c '' 2>/dev/null; then
+            echo "$cand"
             return 0
         fi
+        echo "Debian's build comes from ../shared/tools/get-cpython, which is not here, and none is cached in $cached"
+        return 1
+        ;;
+    */*)
+        [ -x "$want" ] && { echo "$want"; return 0; }
+        echo "$want is not an executable"
+        return 1
+        ;;
+    [0-9]*)
+        for cand in $(ls -d "$PYENV_ROOT"/versions/"$want".* 2>/dev/null | sort -V -r); do
+            # Only plain CPython builds such as 3.11.7, not 3.11.7t or envs.
+            if [[ "$(basename "$cand")" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] && [ -x "$cand/bin/python" ]; then
+                echo "$cand/bin/python"
+                return 0
+            fi
+        done
+        # (A pyenv shim on PATH may exist and still not run.)
+        if cand="$(command -v "python$want")" && "$cand" -c '' 2>/dev/null; then
+            echo "$cand"
+            return 0
+        fi
+        echo "no CPython $want in $PYENV_ROOT/versions and no python$want on PATH"
+        return 1
+        ;;
+    *)
+        if cand="$(command -v "$want")" && "$cand" -c '' 2>/dev/null; then
+            echo "$cand"
+            return 0
+        fi
+        echo "no $want on PATH"
+        return 1
+        ;;
+    esac
+}
+
+# Interpreters on PATH that the matrix does not cover (only with $PYTHONS unset):
+# pythonX.Y for X.Y >= 3.10, and python3.
+extra_pythons() {
+    local dir name
+    local IFS=:
+    for dir in $PATH; do
+        [ -d "$dir" ] || continue
+        for name in "$dir"/python3.[0-9]* "$dir"/python3; do
+            [[ "$(basename "$name")" =~ ^python3(\.[0-9]+)?$ ]] && [ -x "$name" ] && echo "$name"
+        done
     done
-    command -v "python$want" 2>/dev/null && return 0
-    return 1
 }
 
 # ---------------------------------------------------------------- set up
 
 declare -A VENV=()    # version -> venv dir, only for successful installs
+declare -A SEEN=()    # version or X.Y -> the entry that found it
 VERSIONS=()
 
-for want in $PYTHONS; do
-    note "interpreter $want"
-    if ! py="$(find_python "$want")"; then
-        echo "no interpreter found for '$want'"
-        record "setup-$want" "FAILED (no interpreter)"
-        continue
-    fi
+# setup_python ENTRY PATH: venv, test tools, build and install greenlet-rs.
+# Returns 1 when the interpreter is not one we test (another one of the same
+# version, too old, free-threaded); the caller decides how loud that is.
+setup_python() {
+    local want="$1" py="$2" info ver minor ft
     # X.Y.Z, so that two builds of one minor version (pyenv's and Debian's 3.13) get
     # venvs of their own.
     # A debug build (Py_DEBUG: reference and assertion checks) gets a "d" suffix.
-    ver="$("$py" -c 'import sys; print("%d.%d.%d%s" % (sys.version_info[:3] + ("d" if hasattr(sys, "gettotalrefcount") else "",)))')"
-    venv="$ROOT/.venv-test-$ver"
+    if ! info="$("$py" -c 'import sys, sysconfig; print("%d.%d.%d%s %d.%d %d" % (sys.version_info[:3] + ("d" if hasattr(sys, "gettotalrefcount") else "",) + sys.version_info[:2] + (bool(sysconfig.get_config_var("Py_GIL_DISABLED")),)))')"; then
+        WHY="$py does not run"
+        return 1
+    fi
+    read -r ver minor ft <<<"$info"
+    if [ -n "${SEEN[$ver]:-}" ]; then
+        WHY="$py is CPython $ver, already tested as ${SEEN[$ver]}"
+        return 2
+    fi
+    if [ "$ft" = 1 ]; then
+        WHY="$py is a free-threaded build, which greenlet-rs refuses at compile time"
+        return 1
+    fi
+    if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+        WHY="$py is CPython $ver; greenlet-rs needs 3.10 or newer"
+        return 1
+    fi
+    SEEN[$ver]="$want"
+    SEEN[$minor]="$want"
+    local venv="$ROOT/.venv-test-$ver"
     VERSIONS+=("$ver")
     echo "$py -> $venv"
     if [ ! -x "$venv/bin/python" ]; then
-        "$py" -m venv "$venv" || { record "setup-$ver" "FAILED (venv)"; continue; }
+        "$py" -m venv "$venv" || { record "setup-$ver" "FAILED (venv)"; return 0; }
     fi
     if ! "$venv/bin/python" -m pip install -q pytest cython objgraph psutil setuptools; then
         record "setup-$ver" "FAILED (test tools)"
-        continue
+        return 0
     fi
     # Build once per CPython: pip fetches maturin (pyproject's build-system)
     # and builds the extension into this venv.
-    start=$SECONDS
+    local start=$SECONDS
     if "$venv/bin/python" -m pip install . 2>&1 | tee "$LOG_DIR/install-$ver.log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
         record "install-$ver" ok "built in $((SECONDS - start))s"
         VENV[$ver]="$venv"
     else
         record "install-$ver" "FAILED (pip install .)"
     fi
+    return 0
+}
+
+for want in $PYTHONS; do
+    note "interpreter $want"
+    if ! py="$(find_python "$want")"; then
+        missing "python-$want" "$py"
+        continue
+    fi
+    WHY=
+    setup_python "$want" "$py"
+    case $? in
+    1) missing "python-$want" "$WHY" ;;
+    2) echo "$WHY" ;;
+    esac
 done
+
+if [ "$EXPLICIT" = 0 ]; then
+    # What else is on PATH, for minor versions the matrix did not cover.
+    while read -r py; do
+        minor="$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" || continue
+        [ -n "${SEEN[$minor]:-}" ] && continue
+        note "interpreter $py (on PATH, not in the matrix)"
+        WHY=
+        setup_python "$py" "$py" || echo "not tested: $WHY"
+    done < <(extra_pythons)
+fi
+
+if [ "${#SKIPPED[@]}" -gt 0 ]; then
+    note "SKIPPING ${#SKIPPED[@]} interpreter(s) of the matrix ($MATRIX):"
+    printf '!!!!   %s\n' "${SKIPPED[@]}"
+    echo "!!!! (CI tests all of them: .ci/run sets REQUIRE_ALL_PYTHONS=1)"
+fi
+if [ "${#VERSIONS[@]}" -eq 0 ]; then
+    note "no interpreter found"
+    record "interpreters" "FAILED (none found)" "need CPython >= 3.10: pyenv, pythonX.Y on PATH or PYTHONS=/path/to/python"
+fi
 
 # ---------------------------------------------------------------- Rust
 
-run_suite "cargo-test-core" cargo cargo test -p greenlet-core
-run_suite "cargo-test-core-release" cargo cargo test --release -p greenlet-core
+if [ "$RUST_TESTS" != 0 ]; then
+    run_suite "cargo-test-core" cargo cargo test -p greenlet-core
+    run_suite "cargo-test-core-release" cargo cargo test --release -p greenlet-core
+fi
 
 # ---------------------------------------------------------------- Python
 
@@ -232,6 +376,10 @@ for ver in "${VERSIONS[@]}"; do
         run_suite "upstream-suite-$ver-isolated" upstream \
             "$venv/bin/python" tools/upstream_suite.py --isolate --no-prepare "${UPSTREAM_EXTRA[@]}"
     fi
+    # The type stubs against the installed module (tools/stubtest.sh, when it exists).
+    if [ -f tools/stubtest.sh ]; then
+        run_suite "stubtest-$ver" stubtest bash tools/stubtest.sh "$venv/bin/python"
+    fi
 done
 
 # ---------------------------------------------------------------- clients
@@ -240,9 +388,36 @@ done
 # baseline of environment failures) against upstream greenlet 3.5.6. CLIENTS=none skips.
 CLIENTS="${CLIENTS:-gevent eventlet sqlalchemy greenback playwright}"
 if [ "$CLIENTS" != none ]; then
+    # tools/clients.py finds 3.11 the same way (pyenv's, then python3.11 on PATH)
+    # and runs with any Python 3.
+    client_why=
+    if ! py311="$(find_python 3.11)"; then
+        client_why="$py311"
+    elif ! "$py311" -c '
+import os, sys, urllib.request
+url = os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple/"
+try:
+    urllib.request.urlopen(url.rstrip("/") + "/pip/", timeout=15).close()
+except Exception as e:
+    print("cannot reach the package index %s: %s" % (url, e))
+    sys.exit(1)
+' >"$LOG_DIR/clients-index-check.log" 2>&1; then
+        client_why="$(tail -n 1 "$LOG_DIR/clients-index-check.log")"
+    fi
     for client in $CLIENTS; do
+        if [ -n "$client_why" ]; then
+            missing "client-$client-3.11" "$client_why"
+            continue
+        fi
+        # Playwright drives Debian's chromium, which clients.py installs with
+        # apt-get when it is missing: only when required (CI), not on your machine.
+        if [ "$client" = playwright ] && [ "$REQUIRE_ALL_PYTHONS" != 1 ] &&
+            ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+            missing "client-$client-3.11" "no chromium on PATH (apt-get install chromium; CI installs it)"
+            continue
+        fi
         run_suite "client-$client-3.11" client \
-            python3 tools/clients.py "$client" --python 3.11 --baseline
+            "$py311" tools/clients.py "$client" --python 3.11 --baseline
     done
 fi
 
@@ -255,8 +430,18 @@ for row in "${SUMMARY[@]}"; do
     IFS=$'\t' read -r name status counts <<<"$row"
     printf '%-34s %-28s %s\n' "$name" "$status" "$counts"
 done
+if [ "${#SKIPPED[@]}" -gt 0 ]; then
+    echo
+    echo "!!!! SKIPPED ${#SKIPPED[@]} interpreter(s) or client suite(s) that cannot run here (CI runs them all):"
+    printf '!!!!   %s\n' "${SKIPPED[@]}"
+fi
+echo "tested on: ${VERSIONS[*]:-nothing}"
 if [ "$FAILED" -ne 0 ]; then
     echo "RESULT: FAILED (logs in $LOG_DIR)"
     exit 1
 fi
-echo "RESULT: all passed"
+if [ "${#SKIPPED[@]}" -gt 0 ]; then
+    echo "RESULT: all passed, ${#SKIPPED[@]} skipped (listed above)"
+else
+    echo "RESULT: all passed"
+fi

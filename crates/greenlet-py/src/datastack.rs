@@ -198,12 +198,27 @@ unsafe fn arena_allocator() -> pyo3_ffi::PyObjectArenaAllocator {
     current
 }
 
-/// Wraps the object arena allocator with the chunk cache (once per process).
+/// The environment variable that keeps [`install_chunk_cache`] from wrapping the object
+/// arena allocator: set to anything but empty or `0`, greenlet-rs leaves CPython's
+/// allocator alone (see `docs/caveats.md`).
+pub const NO_ARENA_HOOK_ENV: &str = "GREENLET_RS_NO_ARENA_HOOK";
+
+/// Whether the environment asks us not to wrap the object arena allocator.
+fn arena_hook_disabled() -> bool {
+    std::env::var_os(NO_ARENA_HOOK_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Wraps the object arena allocator with the chunk cache (once per process), unless
+/// `GREENLET_RS_NO_ARENA_HOOK` is set (read here, at import).
+///
+/// Without the wrapper nothing else changes: the cache stays empty, CPython's 16 KiB
+/// chunks are mapped and unmapped by its own allocator as without greenlet, and
+/// [`free_chain`] frees them with whatever allocator is installed, as CPython would.
 ///
 /// # Safety
 /// The GIL is held.
 pub unsafe fn install_chunk_cache() {
-    if WRAPPED.get().is_some() {
+    if WRAPPED.get().is_some() || arena_hook_disabled() {
         return;
     }
     // SAFETY: GIL held (function contract).
