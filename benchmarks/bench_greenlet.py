@@ -39,6 +39,10 @@ DEEP, DEEPER = 200, 400
 # list_sort, the key call, _PyEval_EvalFrameDefault, ... as gdb shows them),
 # so 10 levels put about 100 C frames, roughly 50 KB of C stack, under it.
 SORTED_LEVELS = 10
+# Python frames a greenlet is parked under in kill_deep and memory.py's rss_deep,
+# and how many of them one loop of kill_deep drops.
+KILL_DEPTH = 20
+KILL_BATCH = 100
 
 
 class _Ping(Exception):
@@ -271,6 +275,32 @@ def bm_read_frames_200(loops, scale):
     return _read_frames(loops, scale, 200)
 
 
+def bm_kill_deep(loops, scale):
+    """Dropping the last reference to a greenlet parked KILL_DEPTH frames deep.
+
+    The greenlet is killed: GreenletExit is raised in it, unwinds its frames,
+    and it switches back to the dropper. The greenlets are made outside the
+    timing, KILL_BATCH per loop.
+    """
+    from greenlet import greenlet, getcurrent
+
+    def park():
+        getcurrent().parent.switch()
+
+    elapsed = 0.0
+    for _ in range(loops):
+        batch = []
+        for _ in range(KILL_BATCH):
+            g = greenlet(python_depth)
+            g.switch(KILL_DEPTH, park)
+            batch.append(g)
+        g = None
+        t0 = _now()
+        del batch[:]
+        elapsed += _now() - t0
+    return elapsed
+
+
 _PARKED = []
 
 
@@ -355,6 +385,8 @@ BENCHMARKS = [
           per="whole workload", heavy=True),
     Bench("read_frames_200", "read 200 nested frames x {n}", bm_read_frames_200,
           per="whole workload", heavy=True),
+    Bench("kill_deep", f"kill a greenlet {KILL_DEPTH} frames deep", bm_kill_deep,
+          inner=KILL_BATCH, per="dropped greenlet"),
     Bench("gc_collect", "gc.collect() with {n} suspended greenlets", bm_gc_collect,
           per="full collection"),
 ]

@@ -363,7 +363,7 @@ def main():
         for metric, label in memory.METRICS.items():
             up = statistics.median(mem[metric, "upstream"])
             ours = statistics.median(mem[metric, "ours"])
-            if metric == "rss":
+            if metric in ("rss", "rss_deep"):
                 label += f", {count:,} greenlets"
             mem_rows.append([label, fmt_bytes(up), fmt_bytes(ours), f"{ours / up:.2f}"])
         say(f"memory metrics ({time.monotonic() - t0:.0f} s)")

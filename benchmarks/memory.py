@@ -14,6 +14,9 @@ the median is reported:
               that each park in their first switch, divided by 100,000.
               This is everything a greenlet costs: the object, its saved C
               stack, its frames and its slice of CPython's data stack.
+  rss_deep    the same for greenlets that each park 20 Python frames deep
+              (`python_depth`; the frames live in CPython's data stack on
+              3.11+, and in the saved C stack and frame objects on 3.10).
   stack       bytes of C stack saved (`_stack_saved`) by an idle greenlet
               parked right at its start (no C frames of its own).
   stack_c     the same for a greenlet parked under the C frames of the
@@ -31,10 +34,12 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_greenlet import GREENLET_COUNT, SORTED_LEVELS, c_depth  # noqa: E402
+from bench_greenlet import (  # noqa: E402
+    GREENLET_COUNT, KILL_DEPTH, SORTED_LEVELS, c_depth, python_depth)
 
 METRICS = {
     "rss": "memory per suspended greenlet (RSS)",
+    "rss_deep": f"memory per greenlet {KILL_DEPTH} frames deep (RSS)",
     "stack": "C stack saved per idle greenlet",
     "stack_c": f"C stack saved, idle under {SORTED_LEVELS} sorted()",
 }
@@ -75,15 +80,21 @@ def _idle(count, under=None):
 def child(metric, count):
     import greenlet  # noqa: F401  (imported before the first RSS reading)
 
-    if metric == "rss":
+    if metric in ("rss", "rss_deep"):
+        under = None
+        if metric == "rss_deep":
+            def under(fn):
+                return python_depth(KILL_DEPTH, fn)
         # Warm up: the first greenlets allocate the thread state, the main
-        # greenlet and the allocator's first pools.
-        for g in _idle(1000):
+        # greenlet and the allocator's first pools (and the same workload's
+        # steady state: greenlet-rs sizes data-stack root chunks by what
+        # finished greenlets needed).
+        for g in _idle(1000, under):
             g.throw()
         gc.collect()
         gc.disable()  # nothing below is garbage; keep collections out of it
         before = _rss_bytes()
-        parked = _idle(count)
+        parked = _idle(count, under)
         after = _rss_bytes()
         assert len(parked) == count
         return (after - before) / count

@@ -8,6 +8,12 @@
 //! chunk (it never pops a root chunk) and chains its own 16 KiB chunks after it if the
 //! greenlet's frames outgrow it.
 //!
+//! The root chunk's size adapts: a greenlet that outgrew a small root chunk (CPython
+//! chained a 16 KiB chunk after it, touching at least one more page for a few frames)
+//! makes new greenlets get a large one, `ROOT_CHUNK_MAX`; a long run of greenlets that
+//! did not outgrow theirs brings the size back down. So a program whose greenlets park a few dozen frames deep keeps their
+//! frames in one right-sized block each.
+//!
 //! Our chunks are recognisable by their size, which is smaller than any chunk CPython
 //! allocates (`DATA_STACK_CHUNK_SIZE`, 16 KiB).
 
@@ -16,15 +22,33 @@ use crate::util::GilCell;
 use core::ptr;
 use pyo3_ffi::PyObject;
 
-/// Size of our root chunks, header included: room for a handful of small frames. Bigger
-/// costs memory for every suspended greenlet; a greenlet that outgrows it gets CPython's
-/// usual 16 KiB chunk chained after it, as it would without us.
-const ROOT_CHUNK_SIZE: usize = 1024;
+/// Smallest root chunk, header included: room for a handful of small frames.
+const ROOT_CHUNK_MIN: usize = 1024;
 
-/// Free chunks kept for reuse (bounded so an idle process gives memory back).
-const POOL_LIMIT: usize = 1024;
+/// Largest root chunk: about 30 small frames. Greenlets that go deeper than this get
+/// CPython's usual 16 KiB chunks chained after it.
+const ROOT_CHUNK_MAX: usize = 4096;
 
-static POOL: GilCell<Vec<*mut StackChunk>> = GilCell::new(Vec::new());
+/// Greenlets in a row that fit in a large root chunk before the size goes back down.
+const SHRINK_AFTER: u32 = 4096;
+
+/// Bytes of free root chunks kept for reuse (bounded so an idle process gives memory back).
+const POOL_BYTES: usize = 1024 * 1024;
+
+struct RootChunks {
+    /// The size new root chunks get.
+    size: usize,
+    /// Greenlets in a row, at this size, that did not outgrow their root chunk.
+    fitted: u32,
+    /// Free chunks, all of `size` bytes.
+    pool: Vec<*mut StackChunk>,
+}
+
+static ROOTS: GilCell<RootChunks> = GilCell::new(RootChunks {
+    size: ROOT_CHUNK_MIN,
+    fitted: 0,
+    pool: Vec::new(),
+});
 
 /// A root chunk for a new greenlet, as `(chunk, top, limit)`, or `None` if memory is
 /// short (CPython then allocates one itself on the first call).
@@ -35,11 +59,12 @@ pub unsafe fn take_root_chunk() -> Option<(*mut StackChunk, *mut *mut PyObject, 
 {
     // SAFETY: GIL held, so the pool is ours; a fresh allocation is checked for null.
     unsafe {
-        let pool = &mut *POOL.get();
-        let chunk = match pool.pop() {
+        let roots = &mut *ROOTS.get();
+        let size = roots.size;
+        let chunk = match roots.pool.pop() {
             Some(c) => c,
             None => {
-                let c: *mut StackChunk = pyo3_ffi::PyMem_RawMalloc(ROOT_CHUNK_SIZE).cast();
+                let c: *mut StackChunk = pyo3_ffi::PyMem_RawMalloc(size).cast();
                 if c.is_null() {
                     return None;
                 }
@@ -47,14 +72,51 @@ pub unsafe fn take_root_chunk() -> Option<(*mut StackChunk, *mut *mut PyObject, 
             }
         };
         (*chunk).previous = ptr::null_mut();
-        (*chunk).size = ROOT_CHUNK_SIZE;
+        (*chunk).size = size;
+        // CPython writes `top` of a chunk only when it chains a new one after it, so a
+        // non-zero `top` on the way back tells that the greenlet outgrew this one.
         (*chunk).top = 0;
         let data: *mut *mut PyObject = chunk.add(1).cast();
         // Like CPython's own root chunks, skip the first slot so that the frame pop logic
         // never frees the root chunk.
         let top = data.add(1);
-        let limit = chunk.cast::<u8>().add(ROOT_CHUNK_SIZE).cast();
+        let limit = chunk.cast::<u8>().add(size).cast();
         Some((chunk, top, limit))
+    }
+}
+
+/// Takes back one of our root chunks: adapts the size for new ones, and keeps the chunk
+/// for reuse if it has the current size and the pool has room.
+///
+/// # Safety
+/// The GIL is held; `chunk` is one of ours, and nothing refers to it any more.
+unsafe fn put_root_chunk(chunk: *mut StackChunk, outgrown: bool) {
+    // SAFETY: GIL held, so the pool is ours; `chunk` is ours and unused (contract).
+    unsafe {
+        let roots = &mut *ROOTS.get();
+        let size = (*chunk).size;
+        if size == roots.size {
+            if outgrown {
+                roots.fitted = 0;
+                roots.size = ROOT_CHUNK_MAX;
+            } else if roots.size > ROOT_CHUNK_MIN {
+                roots.fitted += 1;
+                if roots.fitted >= SHRINK_AFTER {
+                    roots.fitted = 0;
+                    roots.size = ROOT_CHUNK_MIN;
+                }
+            }
+            if roots.size != size {
+                for old in roots.pool.drain(..) {
+                    pyo3_ffi::PyMem_RawFree(old.cast());
+                }
+            }
+        }
+        if size == roots.size && (roots.pool.len() + 1) * size <= POOL_BYTES {
+            roots.pool.push(chunk);
+        } else {
+            pyo3_ffi::PyMem_RawFree(chunk.cast());
+        }
     }
 }
 
@@ -70,21 +132,21 @@ pub unsafe fn free_chain(mut chunk: *mut StackChunk) {
     // SAFETY: GIL held (function contract). It is the allocator CPython uses for
     // data-stack chunks (`_PyObject_VirtualAlloc` is a thin wrapper over it).
     let alloc = unsafe { arena_allocator() };
+    let mut chained = false;
     while !chunk.is_null() {
-        // SAFETY: each chunk was allocated either by us (root size) or by CPython's arena
-        // allocator, and the chain is exclusively ours now (function contract).
+        // SAFETY: each chunk was allocated either by us (root, smaller than any of
+        // CPython's) or by CPython's arena allocator, and the chain is exclusively ours
+        // now (function contract).
         unsafe {
             let previous = (*chunk).previous;
-            if previous.is_null() && (*chunk).size == ROOT_CHUNK_SIZE {
-                let pool = &mut *POOL.get();
-                if pool.len() < POOL_LIMIT {
-                    pool.push(chunk);
-                } else {
-                    pyo3_ffi::PyMem_RawFree(chunk.cast());
+            if previous.is_null() && (*chunk).size < STANDARD_CHUNK_SIZE {
+                put_root_chunk(chunk, chained || (*chunk).top != 0);
+            } else {
+                chained = true;
+                if let Some(free) = alloc.free {
+                    (*chunk).previous = ptr::null_mut();
+                    free(alloc.ctx, chunk.cast(), (*chunk).size);
                 }
-            } else if let Some(free) = alloc.free {
-                (*chunk).previous = ptr::null_mut();
-                free(alloc.ctx, chunk.cast(), (*chunk).size);
             }
             chunk = previous;
         }
