@@ -96,6 +96,8 @@
 //! with the mode of the greenlet that started it.
 
 #![warn(missing_docs)]
+// One unsafe operation per block, each with the `// SAFETY:` reason for that operation.
+#![deny(clippy::multiple_unsafe_ops_per_block)]
 
 mod arch;
 mod stack_state;
@@ -105,4 +107,8 @@ pub use stack_state::StackState;
 pub use switch::{SwitchContext, SwitchError, SwitchOutcome, switch};
 
 #[cfg(test)]
+#[allow(
+    clippy::multiple_unsafe_ops_per_block,
+    reason = "test drivers: each block sets up or drives one test greenlet under the invariant its comment states"
+)]
 mod tests;
