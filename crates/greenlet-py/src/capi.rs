@@ -4,9 +4,7 @@
 use crate::globals::{GlobalObject, globals, is_greenlet};
 use crate::greenlet::{Greenlet, PyGreenlet};
 use crate::greenlet_type;
-use crate::py::{
-    Borrowed, Gil, Owned, PyErrSet, PyResult, into_ptr, into_status, opt_as_ptr, opt_into_raw,
-};
+use crate::py::{Borrowed, Gil, Owned, PyErrSet, PyResult, into_ptr, into_status, opt_into_raw};
 use crate::switch;
 use crate::thread_state;
 use core::ffi::{c_int, c_void};
@@ -121,9 +119,14 @@ unsafe extern "C-unwind" fn capi_switch(
     if this.is_err() {
         return ptr::null_mut();
     }
-    // SAFETY: the caller keeps `kwargs` (null or an object) alive for the call.
-    let kwargs = unsafe { Borrowed::from_ptr_opt(py, kwargs) };
-    let kwargs = opt_as_ptr(kwargs.filter(|k| k.is_dict()));
+    let kwargs = if kwargs.is_null()
+        // SAFETY: the caller keeps `kwargs`, not null here, alive for the call.
+        || !unsafe { Borrowed::from_ptr(py, kwargs) }.is_dict()
+    {
+        ptr::null_mut()
+    } else {
+        kwargs
+    };
     // SAFETY: `g` is a greenlet (checked by `enter`) the caller keeps alive; `args` is null
     // or a tuple (API contract) and `kwargs` null or a dict, both alive for the call.
     unsafe { switch::switch_to(g, args, kwargs) }

@@ -554,12 +554,6 @@ impl<'a, 'py> Borrowed<'a, 'py> {
     }
 }
 
-/// The pointer of an optional borrowed reference (null for `None`).
-#[inline(always)]
-pub(crate) fn opt_as_ptr<T>(o: Option<Borrowed<'_, '_, T>>) -> *mut T {
-    o.map_or(ptr::null_mut(), Borrowed::as_ptr)
-}
-
 /// The pointer of an optional reference (null for `None`), still owned by it.
 #[inline]
 pub(crate) fn opt_as_object<T>(o: &Option<Owned<'_, T>>) -> *mut PyObject {
