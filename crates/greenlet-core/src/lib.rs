@@ -107,8 +107,4 @@ pub use stack_state::StackState;
 pub use switch::{SwitchContext, SwitchError, SwitchOutcome, switch};
 
 #[cfg(test)]
-#[allow(
-    clippy::multiple_unsafe_ops_per_block,
-    reason = "test drivers: each block sets up or drives one test greenlet under the invariant its comment states"
-)]
 mod tests;

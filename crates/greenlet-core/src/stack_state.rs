@@ -443,10 +443,6 @@ fn copy_layout(n: usize) -> Layout {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::multiple_unsafe_ops_per_block,
-    reason = "tests on a fake stack in a `Vec`: each block works on that buffer under the one invariant its comment states"
-)]
 mod tests {
     use super::*;
 
@@ -487,19 +483,17 @@ mod tests {
         let mut fake: Vec<u8> = (0..96u8).collect();
         let base = fake.as_mut_ptr();
         let mut s = StackState::unstarted();
-        // SAFETY: both offsets are inside `fake`.
-        unsafe {
-            s.start = base.add(16);
-            s.stop = base.add(64);
-        }
-        // SAFETY: [start, 32) and then [32, 48) are readable bytes of `fake`.
-        unsafe {
-            assert!(s.save_up_to(base.add(32)));
-            assert_eq!(s.saved_bytes(), 16);
-            assert!(s.save_up_to(base.add(24))); // already covered: no-op
-            assert_eq!(s.saved_bytes(), 16);
-            assert!(s.save_up_to(base.add(48)));
-        }
+        // Both offsets are inside `fake`.
+        s.start = base.wrapping_add(16);
+        s.stop = base.wrapping_add(64);
+        // SAFETY: [start, 32) are readable bytes of `fake`.
+        assert!(unsafe { s.save_up_to(base.wrapping_add(32)) });
+        assert_eq!(s.saved_bytes(), 16);
+        // SAFETY: [start, 24) is already saved: a no-op.
+        assert!(unsafe { s.save_up_to(base.wrapping_add(24)) });
+        assert_eq!(s.saved_bytes(), 16);
+        // SAFETY: [32, 48) are readable bytes of `fake`.
+        assert!(unsafe { s.save_up_to(base.wrapping_add(48)) });
         assert_eq!(s.saved_bytes(), 32);
 
         // Another greenlet scribbles over the live bytes.
@@ -517,10 +511,10 @@ mod tests {
         // A window entirely inside the copy, and one straddling its top.
         let mut out = [0u8; 8];
         // SAFETY: as above, windows inside `fake`.
-        unsafe { s.copy_from_stack(out.as_mut_ptr(), base.add(20), 8) };
+        unsafe { s.copy_from_stack(out.as_mut_ptr(), base.wrapping_add(20), 8) };
         assert_eq!(out, [20, 21, 22, 23, 24, 25, 26, 27]);
         // SAFETY: as above.
-        unsafe { s.copy_from_stack(out.as_mut_ptr(), base.add(44), 8) };
+        unsafe { s.copy_from_stack(out.as_mut_ptr(), base.wrapping_add(44), 8) };
         assert_eq!(out, [44, 45, 46, 47, 0xEE, 0xEE, 0xEE, 0xEE]);
 
         // Restoring writes the saved bytes back and keeps the buffer for the next save.
@@ -535,7 +529,7 @@ mod tests {
         // A save that fits reuses the buffer, and saves fresh bytes, not the old copy's.
         fake[16] = 0xAB;
         // SAFETY: as above.
-        unsafe { assert!(s.save_up_to(base.add(40))) };
+        unsafe { assert!(s.save_up_to(base.wrapping_add(40))) };
         assert_eq!((s.copy, s.capacity, s.saved_bytes()), (buffer, 32, 24));
         // SAFETY: `copy` holds 24 initialised bytes.
         assert_eq!(unsafe { *s.copy }, 0xAB);
@@ -544,23 +538,22 @@ mod tests {
 
         // A bigger one grows it; dropping with a copy frees it.
         // SAFETY: as above.
-        unsafe { assert!(s.save_up_to(base.add(64))) };
+        unsafe { assert!(s.save_up_to(base.wrapping_add(64))) };
         assert_eq!((s.saved_bytes(), s.capacity), (48, 48));
         assert_eq!(&fake[17..64], {
             // SAFETY: `copy` holds 48 initialised bytes.
-            unsafe { core::slice::from_raw_parts(s.copy.add(1), 47) }
+            unsafe { core::slice::from_raw_parts(s.copy.wrapping_add(1), 47) }
         });
         drop(s);
 
         // Dying frees the buffer at once.
         let mut d = StackState::unstarted();
-        // SAFETY: both offsets are inside `fake`; [16, 64) is readable.
-        unsafe {
-            d.start = base.add(16);
-            d.stop = base.add(64);
-            assert!(d.save_up_to(base.add(64)));
-            d.restore_copy();
-        }
+        d.start = base.wrapping_add(16);
+        d.stop = base.wrapping_add(64);
+        // SAFETY: [16, 64) is readable bytes of `fake`.
+        assert!(unsafe { d.save_up_to(base.wrapping_add(64)) });
+        // SAFETY: [16, 64) is inside `fake`, which nothing else is using.
+        unsafe { d.restore_copy() };
         assert!(!d.copy.is_null());
         d.set_inactive();
         assert!(d.copy.is_null() && d.capacity == 0);
