@@ -96,6 +96,8 @@
 //! with the mode of the greenlet that started it.
 
 #![warn(missing_docs)]
+// One unsafe operation per block, each with the `// SAFETY:` reason for that operation.
+#![deny(clippy::multiple_unsafe_ops_per_block)]
 
 mod arch;
 mod stack_state;

@@ -213,24 +213,28 @@ impl StackState {
         // The part of [lo, hi) in the heap copy: [mid_lo, mid_hi), possibly empty.
         let mid_lo = lo.max(saved_lo).min(hi);
         let mid_hi = hi.min(saved_hi).max(mid_lo);
-        // SAFETY:
-        // - [lo, mid_lo) and [mid_hi, hi) are outside the saved range, so readable by the caller's
-        //   contract, and land inside `dest`'s n bytes;
-        // - [mid_lo, mid_hi) is inside [start, start + saved), which `copy` holds at offset
-        //   `mid_lo - start`;
-        // - `dest` does not overlap the copy (caller), nor can it overlap what it is filled from on the
-        //   stack, except if the caller passed overlapping ranges, which the contract excludes.
-        unsafe {
-            ptr::copy_nonoverlapping(src, dest, mid_lo - lo);
-            if mid_hi > mid_lo {
-                ptr::copy_nonoverlapping(
-                    self.copy.add(mid_lo - saved_lo),
-                    dest.add(mid_lo - lo),
-                    mid_hi - mid_lo,
-                );
-            }
-            ptr::copy_nonoverlapping(src.add(mid_hi - lo), dest.add(mid_hi - lo), hi - mid_hi);
+        // SAFETY: [lo, mid_lo) is outside the saved range (it ends where that range begins, or
+        // is empty), so readable by the caller's contract; it lands at the start of `dest`'s n
+        // bytes, which do not overlap the stack bytes they are filled from (contract).
+        unsafe { ptr::copy_nonoverlapping(src, dest, mid_lo - lo) };
+        if mid_hi > mid_lo {
+            // SAFETY: `mid_lo - saved_lo < saved`, so the offset stays inside the heap copy,
+            // which holds [start, start + saved) at offset `x - start`.
+            let from = unsafe { self.copy.add(mid_lo - saved_lo) };
+            // SAFETY: `mid_lo - lo <= n`: inside (or one past) `dest`'s n bytes.
+            let to = unsafe { dest.add(mid_lo - lo) };
+            // SAFETY: [mid_lo, mid_hi) is inside [start, start + saved), so `from` has
+            // `mid_hi - mid_lo` initialised bytes; they land inside `dest`, which does not
+            // overlap the heap copy (contract).
+            unsafe { ptr::copy_nonoverlapping(from, to, mid_hi - mid_lo) };
         }
+        // SAFETY: `mid_hi - lo <= n`: inside (or one past) the `src` range.
+        let from = unsafe { src.add(mid_hi - lo) };
+        // SAFETY: as above, inside (or one past) `dest`'s n bytes.
+        let to = unsafe { dest.add(mid_hi - lo) };
+        // SAFETY: [mid_hi, hi) is above the saved range (or empty), so readable by the
+        // caller's contract, and lands in the tail of `dest`, which does not overlap it.
+        unsafe { ptr::copy_nonoverlapping(from, to, hi - mid_hi) };
     }
 
     /// Extend the heap copy so that it covers `[start, stop)`, copying only the bytes
@@ -267,18 +271,15 @@ impl StackState {
             self.copy = buf;
             self.capacity = want;
         }
-        let buf = self.copy;
+        // SAFETY: `saved < want = stop - start`: inside this greenlet's slice of the stack.
+        let from = unsafe { self.start.add(self.saved) };
+        // SAFETY: `saved < want <= capacity`: inside the heap copy.
+        let to = unsafe { self.copy.add(self.saved) };
         // SAFETY:
         // - the source [start + saved, stop) is this greenlet's live stack (caller's contract);
         // - the destination is the tail of the `want`-byte buffer just allocated;
         // - a heap buffer and the stack never overlap.
-        unsafe {
-            ptr::copy_nonoverlapping(
-                self.start.add(self.saved),
-                buf.add(self.saved),
-                want - self.saved,
-            );
-        }
+        unsafe { ptr::copy_nonoverlapping(from, to, want - self.saved) };
         self.saved = want;
         true
     }
@@ -341,38 +342,53 @@ pub(crate) unsafe fn save_slices(
     target: *mut StackState,
     sp: *mut u8,
 ) -> SaveOutcome {
-    // SAFETY: for all dereferences below: `current`, `target` and every `prev` reached from `current`
-    // are live StackStates of this thread (caller's contract). No reference is held across another
-    // dereference of the same pointer.
-    unsafe {
-        let target_stop = (*target).stop;
-        let mut owner = current;
-        if (*owner).start.is_null() {
-            // `current` is dying: its stack is garbage, never save it.
-            owner = (*owner).prev;
-        } else {
-            (*owner).start = sp;
-        }
-        // Slices entirely inside the target's range are saved whole and leave the chain.
-        while !owner.is_null() && (*owner).stop < target_stop {
-            let owner_stop = (*owner).stop;
-            // `owner` is on the chain, so its unsaved bytes are still live.
-            if !(*owner).save_up_to(owner_stop) {
-                return SaveOutcome::OutOfMemory;
-            }
-            owner = (*owner).prev;
-        }
-        // The first slice reaching above the target's top only loses the part below it. Slices
-        // further up the chain start above this one's live part, so they do not overlap.
-        if !owner.is_null() && owner != target && !(*owner).save_up_to(target_stop) {
+    // Every dereference below is of `current`, `target` or a `prev` reached from `current`: live
+    // StackStates of this thread (caller's contract). Each is a plain read or write, or a `&mut`
+    // that ends with the statement, so no two references to one StackState ever coexist.
+    // SAFETY: `target` is live (contract); a read.
+    let target_stop = unsafe { (*target).stop };
+    let mut owner = current;
+    // SAFETY: `current` is live (contract); a read.
+    if unsafe { (*owner).start }.is_null() {
+        // `current` is dying: its stack is garbage, never save it.
+        // SAFETY: as above.
+        owner = unsafe { (*owner).prev };
+    } else {
+        // SAFETY: as above; `current` is running, so `sp` is its new `start`.
+        unsafe { (*owner).start = sp };
+    }
+    // Slices entirely inside the target's range are saved whole and leave the chain.
+    // SAFETY: `owner` is non-null, so on `current`'s chain, so live (contract); a read.
+    while !owner.is_null() && unsafe { (*owner).stop } < target_stop {
+        // SAFETY: as above.
+        let owner_stop = unsafe { (*owner).stop };
+        // SAFETY: as above; the only reference to `*owner` until the next statement ends.
+        let slice = unsafe { &mut *owner };
+        // SAFETY: `owner` is on the chain, so its unsaved bytes are still on the live stack,
+        // which is what `save_up_to` requires.
+        if !unsafe { slice.save_up_to(owner_stop) } {
             return SaveOutcome::OutOfMemory;
         }
-        let target_start = (*target).start;
-        if target_start.is_null() {
-            SaveOutcome::Start
-        } else {
-            SaveOutcome::Resume((target_start as usize).wrapping_sub(sp as usize))
+        // SAFETY: as above; a read.
+        owner = unsafe { (*owner).prev };
+    }
+    // The first slice reaching above the target's top only loses the part below it. Slices
+    // further up the chain start above this one's live part, so they do not overlap.
+    if !owner.is_null() && owner != target {
+        // SAFETY: `owner` is non-null, so live and on the chain (as in the loop); the only
+        // reference to it while it lives.
+        let slice = unsafe { &mut *owner };
+        // SAFETY: on the chain, so its unsaved bytes are still on the live stack (as in the loop).
+        if !unsafe { slice.save_up_to(target_stop) } {
+            return SaveOutcome::OutOfMemory;
         }
+    }
+    // SAFETY: `target` is live (contract); a read.
+    let target_start = unsafe { (*target).start };
+    if target_start.is_null() {
+        SaveOutcome::Start
+    } else {
+        SaveOutcome::Resume((target_start as usize).wrapping_sub(sp as usize))
     }
 }
 
@@ -385,20 +401,27 @@ pub(crate) unsafe fn save_slices(
 /// - As for [`save_slices`], which must have returned [`SaveOutcome::Resume`] for this switch.
 /// - The SP, and the caller's whole frame, are below `target.start`.
 pub(crate) unsafe fn restore_slices(current: *mut StackState, target: *mut StackState) {
-    // SAFETY: for all dereferences below: as in `save_slices`. `restore_copy` may overwrite the target's
-    // slice because the SP and this frame are below it (caller's contract).
-    unsafe {
-        (*target).restore_copy();
-        let target_stop = (*target).stop;
-        let mut owner = current;
-        if (*owner).start.is_null() {
-            owner = (*owner).prev;
-        }
-        while !owner.is_null() && (*owner).stop <= target_stop {
-            owner = (*owner).prev;
-        }
-        (*target).prev = owner;
+    // The dereferences below are as in `save_slices`: live StackStates, no overlapping borrows.
+    // SAFETY: `target` is live (contract); the only reference to it while it lives.
+    let target_slice = unsafe { &mut *target };
+    // SAFETY: `restore_copy` may overwrite the target's slice because the SP and this frame are
+    // below it (caller's contract).
+    unsafe { target_slice.restore_copy() };
+    // SAFETY: `target` is live; a read.
+    let target_stop = unsafe { (*target).stop };
+    let mut owner = current;
+    // SAFETY: `current` is live; a read.
+    if unsafe { (*owner).start }.is_null() {
+        // SAFETY: as above.
+        owner = unsafe { (*owner).prev };
     }
+    // SAFETY: `owner` is non-null, so on `current`'s chain, so live; a read.
+    while !owner.is_null() && unsafe { (*owner).stop } <= target_stop {
+        // SAFETY: as above.
+        owner = unsafe { (*owner).prev };
+    }
+    // SAFETY: `target` is live; a write.
+    unsafe { (*target).prev = owner };
 }
 
 impl Default for StackState {
@@ -460,19 +483,17 @@ mod tests {
         let mut fake: Vec<u8> = (0..96u8).collect();
         let base = fake.as_mut_ptr();
         let mut s = StackState::unstarted();
-        // SAFETY: both offsets are inside `fake`.
-        unsafe {
-            s.start = base.add(16);
-            s.stop = base.add(64);
-        }
-        // SAFETY: [start, 32) and then [32, 48) are readable bytes of `fake`.
-        unsafe {
-            assert!(s.save_up_to(base.add(32)));
-            assert_eq!(s.saved_bytes(), 16);
-            assert!(s.save_up_to(base.add(24))); // already covered: no-op
-            assert_eq!(s.saved_bytes(), 16);
-            assert!(s.save_up_to(base.add(48)));
-        }
+        // Both offsets are inside `fake`.
+        s.start = base.wrapping_add(16);
+        s.stop = base.wrapping_add(64);
+        // SAFETY: [start, 32) are readable bytes of `fake`.
+        assert!(unsafe { s.save_up_to(base.wrapping_add(32)) });
+        assert_eq!(s.saved_bytes(), 16);
+        // SAFETY: [start, 24) is already saved: a no-op.
+        assert!(unsafe { s.save_up_to(base.wrapping_add(24)) });
+        assert_eq!(s.saved_bytes(), 16);
+        // SAFETY: [32, 48) are readable bytes of `fake`.
+        assert!(unsafe { s.save_up_to(base.wrapping_add(48)) });
         assert_eq!(s.saved_bytes(), 32);
 
         // Another greenlet scribbles over the live bytes.
@@ -490,10 +511,10 @@ mod tests {
         // A window entirely inside the copy, and one straddling its top.
         let mut out = [0u8; 8];
         // SAFETY: as above, windows inside `fake`.
-        unsafe { s.copy_from_stack(out.as_mut_ptr(), base.add(20), 8) };
+        unsafe { s.copy_from_stack(out.as_mut_ptr(), base.wrapping_add(20), 8) };
         assert_eq!(out, [20, 21, 22, 23, 24, 25, 26, 27]);
         // SAFETY: as above.
-        unsafe { s.copy_from_stack(out.as_mut_ptr(), base.add(44), 8) };
+        unsafe { s.copy_from_stack(out.as_mut_ptr(), base.wrapping_add(44), 8) };
         assert_eq!(out, [44, 45, 46, 47, 0xEE, 0xEE, 0xEE, 0xEE]);
 
         // Restoring writes the saved bytes back and keeps the buffer for the next save.
@@ -508,7 +529,7 @@ mod tests {
         // A save that fits reuses the buffer, and saves fresh bytes, not the old copy's.
         fake[16] = 0xAB;
         // SAFETY: as above.
-        unsafe { assert!(s.save_up_to(base.add(40))) };
+        unsafe { assert!(s.save_up_to(base.wrapping_add(40))) };
         assert_eq!((s.copy, s.capacity, s.saved_bytes()), (buffer, 32, 24));
         // SAFETY: `copy` holds 24 initialised bytes.
         assert_eq!(unsafe { *s.copy }, 0xAB);
@@ -517,23 +538,22 @@ mod tests {
 
         // A bigger one grows it; dropping with a copy frees it.
         // SAFETY: as above.
-        unsafe { assert!(s.save_up_to(base.add(64))) };
+        unsafe { assert!(s.save_up_to(base.wrapping_add(64))) };
         assert_eq!((s.saved_bytes(), s.capacity), (48, 48));
         assert_eq!(&fake[17..64], {
             // SAFETY: `copy` holds 48 initialised bytes.
-            unsafe { core::slice::from_raw_parts(s.copy.add(1), 47) }
+            unsafe { core::slice::from_raw_parts(s.copy.wrapping_add(1), 47) }
         });
         drop(s);
 
         // Dying frees the buffer at once.
         let mut d = StackState::unstarted();
-        // SAFETY: both offsets are inside `fake`; [16, 64) is readable.
-        unsafe {
-            d.start = base.add(16);
-            d.stop = base.add(64);
-            assert!(d.save_up_to(base.add(64)));
-            d.restore_copy();
-        }
+        d.start = base.wrapping_add(16);
+        d.stop = base.wrapping_add(64);
+        // SAFETY: [16, 64) is readable bytes of `fake`.
+        assert!(unsafe { d.save_up_to(base.wrapping_add(64)) });
+        // SAFETY: [16, 64) is inside `fake`, which nothing else is using.
+        unsafe { d.restore_copy() };
         assert!(!d.copy.is_null());
         d.set_inactive();
         assert!(d.copy.is_null() && d.capacity == 0);

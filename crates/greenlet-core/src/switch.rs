@@ -119,16 +119,21 @@ pub unsafe fn switch(
     current: *mut StackState,
     target: *mut StackState,
 ) -> Result<SwitchOutcome, SwitchError> {
-    // SAFETY: the caller guarantees all three pointers are live and exclusively ours for the switch.
-    unsafe {
-        debug_assert!((*current).started(), "switch from an unstarted greenlet");
-        debug_assert!(
-            (*target).started(),
-            "switch to an unstarted greenlet (no mark)"
-        );
-        (*ctx).current = current;
-        (*ctx).target = target;
-    }
+    debug_assert!(
+        // SAFETY: `current` is live (contract); a read.
+        unsafe { (*current).started() },
+        "switch from an unstarted greenlet"
+    );
+    debug_assert!(
+        // SAFETY: `target` is live (contract); a read.
+        unsafe { (*target).started() },
+        "switch to an unstarted greenlet (no mark)"
+    );
+    // SAFETY: `ctx` is this thread's live SwitchContext, used by nothing else during the switch
+    // (contract); a write.
+    unsafe { (*ctx).current = current };
+    // SAFETY: as above.
+    unsafe { (*ctx).target = target };
     // SAFETY: `ctx` is filled in, and the caller upholds the contract the hooks rely on.
     let status = unsafe { arch::switch_stack(ctx) };
     match status {
@@ -149,17 +154,19 @@ pub unsafe fn switch(
 /// Only the arch switch routine calls this, with the `ctx` filled in by [`switch()`] and its own SP.
 #[inline(never)]
 pub(crate) unsafe extern "C" fn save_hook(ctx: *mut SwitchContext, sp: *mut u8) -> HookWord {
-    // SAFETY: `ctx` was filled in by `switch`, whose caller vouches for both StackStates and the
-    // chain; `sp` is the switch routine's SP and this frame is below it.
-    unsafe {
-        match stack_state::save_slices((*ctx).current, (*ctx).target, sp) {
-            SaveOutcome::Resume(diff) => {
-                debug_assert!(diff.is_multiple_of(2), "misaligned stack pointers");
-                diff
-            }
-            SaveOutcome::Start => STATUS_STARTED,
-            SaveOutcome::OutOfMemory => STATUS_OUT_OF_MEMORY,
+    // SAFETY: `ctx` is the live SwitchContext that `switch` filled in (contract); a read.
+    let current = unsafe { (*ctx).current };
+    // SAFETY: as above.
+    let target = unsafe { (*ctx).target };
+    // SAFETY: `switch`'s caller vouches for both StackStates and the chain; `sp` is the switch
+    // routine's SP and this frame is below it.
+    match unsafe { stack_state::save_slices(current, target, sp) } {
+        SaveOutcome::Resume(diff) => {
+            debug_assert!(diff.is_multiple_of(2), "misaligned stack pointers");
+            diff
         }
+        SaveOutcome::Start => STATUS_STARTED,
+        SaveOutcome::OutOfMemory => STATUS_OUT_OF_MEMORY,
     }
 }
 
@@ -175,7 +182,11 @@ pub(crate) unsafe extern "C" fn save_hook(ctx: *mut SwitchContext, sp: *mut u8) 
 /// `ctx` and the SP was moved by it.
 #[inline(never)]
 pub(crate) unsafe extern "C" fn restore_hook(ctx: *mut SwitchContext) -> HookWord {
+    // SAFETY: `ctx` is the live SwitchContext that `switch` filled in (contract); a read.
+    let current = unsafe { (*ctx).current };
+    // SAFETY: as above.
+    let target = unsafe { (*ctx).target };
     // SAFETY: as for `save_hook`; the SP (and this frame) is now below the target's slice.
-    unsafe { stack_state::restore_slices((*ctx).current, (*ctx).target) };
+    unsafe { stack_state::restore_slices(current, target) };
     STATUS_RESUMED
 }

@@ -1,7 +1,7 @@
 //! `greenlet._C_API`: the capsule of 12 pointers that C and Cython clients (gevent among
 //! them) reach through `PyGreenlet_Import()` in `greenlet.h`. The order is ABI.
 
-use crate::globals::{globals, is_greenlet};
+use crate::globals::{GlobalObject, globals, is_greenlet};
 use crate::greenlet::{Greenlet, PyGreenlet};
 use crate::greenlet_type;
 use crate::py::{Borrowed, Gil, Owned, PyErrSet, PyResult, into_ptr, into_status, opt_into_raw};
@@ -16,42 +16,50 @@ unsafe extern "C-unwind" fn capi_new(
     run: *mut PyObject,
     parent: *mut PyGreenlet,
 ) -> *mut PyGreenlet {
-    // SAFETY: C API contract: called with the GIL held.
+    // SAFETY: `greenlet.h` callers hold the GIL for every `_C_API` call (as for all C-API
+    // calls); this is the entry from C.
     let py = unsafe { Gil::assume() };
+    // SAFETY: `run` is null or an object the caller keeps alive for the call (API contract).
+    let run = unsafe { Borrowed::from_ptr_opt(py, run) };
+    // SAFETY: as for `run`.
+    let parent = unsafe { Borrowed::from_ptr_opt(py, parent.cast()) };
+    into_ptr(new_greenlet(py, run, parent)).cast()
+}
+
+/// `greenlet(run=run, parent=parent)` through `tp_new` and `tp_init`, leaving out the
+/// arguments that are `None` here (null in C).
+fn new_greenlet<'py>(
+    py: Gil<'py>,
+    run: Option<Borrowed<'_, 'py>>,
+    parent: Option<Borrowed<'_, 'py>>,
+) -> PyResult<Owned<'py>> {
     let g = globals();
-    // SAFETY: the GIL is held; our own type.
+    // SAFETY: `green_new` needs the GIL (`py`) and a greenlet type, here ours; it ignores
+    // its arguments.
     let new =
         unsafe { greenlet_type::green_new(g.greenlet_type, ptr::null_mut(), ptr::null_mut()) };
-    // SAFETY: a new reference or null with an exception set.
-    let Ok(new) = (unsafe { Owned::from_raw(py, new) }) else {
-        return ptr::null_mut();
-    };
-    // SAFETY: the GIL is held.
-    let kwargs = unsafe { PyDict_New() };
-    // SAFETY: a new reference or null with an exception set.
-    let kwargs = unsafe { Owned::from_raw(py, kwargs) };
-    let ok = kwargs.is_ok_and(|kwargs| {
-        let k = kwargs.as_object();
-        (run.is_null()
-            // SAFETY: the GIL is held; a fresh dict; `run` and `parent` are null or live
-            // (C API contract).
-            || unsafe { PyDict_SetItem(k, g.str_run, run) } == 0)
-            && (parent.is_null()
-                // SAFETY: as above.
-                || unsafe { PyDict_SetItemString(k, c"parent".as_ptr(), parent.cast()) } == 0)
-            && {
-                // SAFETY: `new` is live, so is its type.
-                let ty = unsafe { Py_TYPE(new.as_object()) };
-                // SAFETY: a live type object.
-                let init = unsafe { (*ty).tp_init }.expect("tp_init");
-                // SAFETY: the GIL is held; `tp_init` of the instance's own type.
-                unsafe { init(new.as_object(), g.empty_tuple, k) == 0 }
-            }
-    });
-    if !ok {
-        return ptr::null_mut();
+    // SAFETY: `tp_new` returns a new reference, or null with an exception set.
+    let new = unsafe { Owned::from_raw(py, new) }?;
+    let kwargs = py.new_dict()?;
+    if let Some(run) = run {
+        kwargs
+            .borrow()
+            .dict_set_item(g.object(py, GlobalObject::StrRun), run)?;
     }
-    new.into_raw().cast()
+    if let Some(parent) = parent {
+        kwargs.borrow().dict_set_item_str(c"parent", parent)?;
+    }
+    // SAFETY: `new` holds a reference to its type (every object does), so the type is live;
+    // `tp_init` is set on every heap type (inherited from `object` at worst).
+    let init = unsafe { (*new.borrow().type_object()).tp_init }.expect("tp_init");
+    let empty = g.object(py, GlobalObject::EmptyTuple);
+    // SAFETY: `tp_init` of the instance's own type, called as CPython calls it: the GIL held,
+    // the instance, an args tuple and a kwargs dict, all live for the call.
+    let status = unsafe { init(new.as_object(), empty.as_object(), kwargs.as_object()) };
+    if status != 0 {
+        return Err(PyErrSet);
+    }
+    Ok(new)
 }
 
 /// Slot 4: `PyGreenlet_GetCurrent()`; a new reference.
@@ -59,14 +67,17 @@ unsafe extern "C-unwind" fn capi_new(
 /// # Safety
 /// Called with the GIL held.
 pub(crate) unsafe extern "C" fn capi_getcurrent() -> *mut PyGreenlet {
-    // SAFETY: C API contract: called with the GIL held.
+    // SAFETY: the GIL is held for the whole call (this function's contract, and every
+    // `greenlet.h` caller's).
     let py = unsafe { Gil::assume() };
     if crate::cpython::pystate::is_finalizing() {
         return into_ptr(Err(py.runtime_error(c"greenlet is being finalized")));
     }
-    // SAFETY: the GIL is held.
+    // SAFETY: the GIL is held (`py`); no reference into any greenlet or thread state is live
+    // here, so the queued greenlets it may kill can run any code.
     let current = unsafe { thread_state::borrow_current() };
-    // SAFETY: the thread state owns its current greenlet.
+    // SAFETY: the thread state holds a reference to its current greenlet, and nothing runs
+    // between reading it and the incref of `to_owned`.
     into_ptr(current.map(|c| unsafe { Borrowed::from_ptr(py, c) }.to_owned()))
 }
 
@@ -77,17 +88,19 @@ unsafe extern "C-unwind" fn capi_throw(
     val: *mut PyObject,
     tb: *mut PyObject,
 ) -> *mut PyObject {
-    // SAFETY: C API contract: called with the GIL held.
-    let py = unsafe { Gil::assume() };
-    // SAFETY: C API contract: `g` is null or a live object.
-    if unsafe { checked_impl(py, g) }.is_err() {
+    // SAFETY: the entry of `PyGreenlet_Throw`: its caller holds the GIL and keeps `g` (null
+    // or an object) alive for the call.
+    let (py, this) = unsafe { enter(g) };
+    if this.is_err() {
         return ptr::null_mut();
     }
-    // SAFETY: the GIL is held.
+    // SAFETY: needs only the GIL (`py`).
     unsafe { crate::python_state::materialize_frame() };
-    // SAFETY: C API contract: `typ` is live, `val` and `tb` null or live.
+    // SAFETY: the caller keeps `typ` (an object) and `val`, `tb` (null or objects) alive
+    // for the call (API contract).
     match unsafe { switch::normalize_throw_args(py, typ, val, tb) } {
-        // SAFETY: `g` is a live greenlet; the three pieces are owned and normalised.
+        // SAFETY: `g` is a greenlet (checked by `enter`) the caller keeps alive; the three
+        // pieces are owned and normalised.
         Ok((t, v, b)) => unsafe { switch::throw_into(g, t, v, b) },
         Err(PyErrSet) => ptr::null_mut(),
     }
@@ -100,60 +113,67 @@ unsafe extern "C-unwind" fn capi_switch(
     args: *mut PyObject,
     kwargs: *mut PyObject,
 ) -> *mut PyObject {
-    // SAFETY: C API contract: called with the GIL held.
-    let py = unsafe { Gil::assume() };
-    // SAFETY: C API contract: `g` is null or a live object.
-    if unsafe { checked_impl(py, g) }.is_err() {
+    // SAFETY: the entry of `PyGreenlet_Switch`: its caller holds the GIL and keeps `g` (null
+    // or an object) alive for the call.
+    let (py, this) = unsafe { enter(g) };
+    if this.is_err() {
         return ptr::null_mut();
     }
-    // SAFETY: the GIL is held; a type check of a live object.
-    let kwargs = if kwargs.is_null() || unsafe { PyDict_Check(kwargs) } == 0 {
+    let kwargs = if kwargs.is_null()
+        // SAFETY: the caller keeps `kwargs`, not null here, alive for the call.
+        || !unsafe { Borrowed::from_ptr(py, kwargs) }.is_dict()
+    {
         ptr::null_mut()
     } else {
         kwargs
     };
-    // SAFETY: `g` is a live greenlet; `args` null or a tuple, `kwargs` null or a dict.
+    // SAFETY: `g` is a greenlet (checked by `enter`) the caller keeps alive; `args` is null
+    // or a tuple (API contract) and `kwargs` null or a dict, both alive for the call.
     unsafe { switch::switch_to(g, args, kwargs) }
 }
 
 /// Slot 7: `PyGreenlet_SetParent(g, parent)`; 0 or -1.
 unsafe extern "C" fn capi_setparent(g: *mut PyGreenlet, parent: *mut PyGreenlet) -> c_int {
-    // SAFETY: C API contract: called with the GIL held.
+    // SAFETY: `greenlet.h` callers hold the GIL for every `_C_API` call; this is the entry
+    // from C.
     let py = unsafe { Gil::assume() };
-    // SAFETY: `g` is a live greenlet (not checked, as upstream).
+    // SAFETY: `g` is a greenlet the caller keeps alive (API contract, not checked, as
+    // upstream), so its implementation is set.
     let this = unsafe { (*g).pimpl };
-    // SAFETY: `parent` is null or live (C API contract).
+    // SAFETY: the caller keeps `parent` (null or an object) alive for the call.
     let parent = unsafe { Borrowed::from_ptr_opt(py, parent.cast()) };
-    // SAFETY: a live implementation, not borrowed here.
+    // SAFETY: `this` is the live implementation of `g`; nothing here holds a reference into it.
     into_status(unsafe { Greenlet::set_parent(this, py, parent) })
 }
 
-/// The implementation of `g` if it is a greenlet, else `TypeError` ("bad argument").
+/// The entry of a `_C_API` function that takes a greenlet: the GIL proof, and `g`'s
+/// implementation, or `TypeError` ("bad argument") if `g` is not a greenlet.
 ///
 /// # Safety
-/// `g` is null or a live object.
-unsafe fn checked_impl(py: Gil<'_>, g: *mut PyGreenlet) -> PyResult<*mut Greenlet> {
-    // SAFETY: the GIL is held (`py`); `g` is null or live (contract).
+/// The caller is a `_C_API` function called from C: its caller holds the GIL for the whole
+/// call (`'py` ends with it) and keeps `g`, null or an object, alive.
+#[inline(always)]
+unsafe fn enter<'py>(g: *mut PyGreenlet) -> (Gil<'py>, PyResult<*mut Greenlet>) {
+    // SAFETY: the GIL is held for `'py` (this function's contract).
+    let py = unsafe { Gil::assume() };
+    // SAFETY: the GIL is held and `g` is null or live (this function's contract).
     if !unsafe { is_greenlet(g.cast()) } {
-        // SAFETY: the GIL is held.
-        unsafe { PyErr_BadArgument() };
-        return Err(PyErrSet);
+        return (py, Err(py.bad_argument()));
     }
-    let _ = py;
-    // SAFETY: a live greenlet after `tp_new`.
-    Ok(unsafe { (*g).pimpl })
+    // SAFETY: a live greenlet; `tp_new` set its implementation.
+    (py, Ok(unsafe { (*g).pimpl }))
 }
 
 macro_rules! predicate {
     ($name:ident, $doc:literal, |$gr:ident| $e:expr) => {
         #[doc = $doc]
         unsafe extern "C" fn $name(g: *mut PyGreenlet) -> c_int {
-            // SAFETY: C API contract: called with the GIL held.
-            let py = unsafe { Gil::assume() };
-            // SAFETY: C API contract: `g` is null or a live object.
-            match unsafe { checked_impl(py, g) } {
+            // SAFETY: the entry of this `_C_API` function: its caller holds the GIL and keeps
+            // `g` (null or an object) alive for the call.
+            match unsafe { enter(g) }.1 {
                 Ok(this) => {
-                    // SAFETY: a live implementation; a flag read that runs no code.
+                    // SAFETY: the live implementation of `g`; a flag read that runs no code,
+                    // so no other reference to it can appear while this one lives.
                     let $gr = unsafe { &*this };
                     $e as c_int
                 }
@@ -173,15 +193,16 @@ predicate!(capi_active, "Slot 10: `PyGreenlet_ACTIVE(g)`.", |gr| gr
 /// Slot 11: `PyGreenlet_GetParent(g)`: a new reference, or NULL *without* an exception
 /// for a greenlet without a parent.
 unsafe extern "C" fn capi_getparent(g: *mut PyGreenlet) -> *mut PyGreenlet {
-    // SAFETY: C API contract: called with the GIL held.
-    let py = unsafe { Gil::assume() };
-    // SAFETY: C API contract: `g` is null or a live object.
-    let Ok(this) = (unsafe { checked_impl(py, g) }) else {
+    // SAFETY: the entry of `PyGreenlet_GetParent`: its caller holds the GIL and keeps `g`
+    // (null or an object) alive for the call.
+    let (py, this) = unsafe { enter(g) };
+    let Ok(this) = this else {
         return ptr::null_mut();
     };
-    // SAFETY: a live implementation; a short read.
+    // SAFETY: the live implementation of `g`; a short read.
     let parent = unsafe { (*this).parent() };
-    // SAFETY: the greenlet owns its parent, if any.
+    // SAFETY: the greenlet holds a reference to its parent, if any, and nothing runs before
+    // the incref of `to_owned`.
     let parent = unsafe { Borrowed::from_ptr_opt(py, parent) };
     opt_into_raw(parent.map(Borrowed::to_owned))
 }
@@ -208,6 +229,7 @@ pub(crate) unsafe fn create_capsule() -> *mut PyObject {
         capi_getparent as *mut c_void,
     ]);
     let table = Box::leak(table);
-    // SAFETY: a 'static table and a 'static name.
+    // SAFETY: the GIL is held (this function's contract); the table and the name are
+    // 'static, as a capsule without destructor needs.
     unsafe { PyCapsule_New(table.as_mut_ptr().cast(), c"greenlet._C_API".as_ptr(), None) }
 }

@@ -1,9 +1,9 @@
 //! The `greenlet._greenlet` module: its functions, constants and initialisation.
 
-use crate::globals::{globals, globals_mut};
+use crate::globals::{GlobalObject, globals, globals_mut};
 use crate::greenlet::TOTAL_MAIN_GREENLETS;
-use crate::py::{Borrowed, Gil, Owned, PyErrSet, PyResult, check_status, check_success, into_ptr};
-use crate::thread_state::{self, CLOCKS_USED_DOING_GC, ThreadState};
+use crate::py::{Borrowed, Gil, Owned, PyErrSet, PyResult, check_success, into_ptr, opt_into_raw};
+use crate::thread_state::{self, CLOCKS_USED_DOING_GC};
 use crate::{capi, greenlet_type};
 use core::ffi::{CStr, c_int};
 use core::ptr;
@@ -20,14 +20,17 @@ unsafe extern "C" fn mod_getcurrent(
     nargs: Py_ssize_t,
 ) -> *mut PyObject {
     if nargs != 0 {
-        // SAFETY: CPython's `PyExc_*` statics are set before any extension loads.
+        // SAFETY: CPython sets its `PyExc_*` statics before any extension loads and never
+        // changes them.
         let exc = unsafe { PyExc_TypeError };
         let msg = c"greenlet._greenlet.getcurrent() takes no arguments (%zd given)";
-        // SAFETY: called by CPython with the GIL held; `%zd` takes a `Py_ssize_t`.
+        // SAFETY: CPython calls module functions with the GIL held; `exc` is an exception
+        // type and the one conversion, `%zd`, takes the `Py_ssize_t` passed.
         unsafe { PyErr_Format(exc, msg.as_ptr(), nargs) };
         return ptr::null_mut();
     }
-    // SAFETY: called by CPython with the GIL held.
+    // SAFETY: CPython calls module functions with the GIL held, which is all
+    // `capi_getcurrent` needs.
     unsafe { capi::capi_getcurrent() }.cast()
 }
 
@@ -47,65 +50,39 @@ macro_rules! module_fn {
     };
 }
 
-/// A new `int` (`$make` is a `PyLong_From*` call).
-macro_rules! new_int {
-    ($py:expr, $make:expr) => {{
-        // SAFETY: the GIL is held (`$py` proves it); a `PyLong_From*` call.
-        let v = unsafe { $make };
-        // SAFETY: a new reference or null with an exception set.
-        unsafe { Owned::from_raw($py, v) }
-    }};
-}
-
 module_fn!(mod_settrace, |py, args| {
     let mut tracefunc: *mut PyObject = ptr::null_mut();
-    // SAFETY: the GIL is held; `args` is the arguments tuple; one borrowed out-value.
+    // SAFETY: the GIL is held (`py`); `args` is the live arguments tuple and "O" stores one
+    // borrowed object in `tracefunc`.
     check_success(unsafe { PyArg_ParseTuple(args, c"O".as_ptr(), &mut tracefunc) })?;
-    // SAFETY: the GIL is held.
-    let state = unsafe { thread_state::current()? };
-    // SAFETY: this thread's state is live.
-    let previous = unsafe { &*state }.tracefunc();
-    // SAFETY: the state owns its trace function, if any.
-    let previous = unsafe { Borrowed::from_ptr_opt(py, previous) }
-        .unwrap_or(py.none())
-        .to_owned();
-    // SAFETY: the GIL is held; the state is live and not otherwise borrowed.
-    unsafe { ThreadState::set_tracefunc(state, tracefunc) };
-    Ok(previous)
+    // SAFETY: the arguments tuple, which the caller keeps alive for the call, holds it.
+    let tracefunc = unsafe { Borrowed::from_ptr(py, tracefunc) };
+    thread_state::replace_tracefunc(py, tracefunc)
 });
 
-module_fn!(mod_gettrace, |py, _unused| {
-    // SAFETY: the GIL is held.
-    let state = unsafe { thread_state::current()? };
-    // SAFETY: this thread's state is live.
-    let f = unsafe { &*state }.tracefunc();
-    // SAFETY: the state owns its trace function, if any.
-    let f = unsafe { Borrowed::from_ptr_opt(py, f) };
-    Ok(f.unwrap_or(py.none()).to_owned())
-});
+module_fn!(mod_gettrace, |py, _unused| { thread_state::tracefunc(py) });
 
 module_fn!(mod_set_thread_local, |py, args| {
     let mut key: *mut PyObject = ptr::null_mut();
     let mut value: *mut PyObject = ptr::null_mut();
-    // SAFETY: the GIL is held; `args` is the arguments tuple; borrowed out-values.
+    // SAFETY: the GIL is held (`py`); `args` is the live arguments tuple and "OO" stores two
+    // borrowed objects in `key` and `value`.
     check_success(unsafe { PyArg_ParseTuple(args, c"OO".as_ptr(), &mut key, &mut value) })?;
-    // SAFETY: the GIL is held; a borrowed dict, or null with an exception set.
-    let dict = unsafe { PyThreadState_GetDict() };
-    if dict.is_null() {
-        return Err(PyErrSet);
-    }
-    // SAFETY: the GIL is held; all three objects are live.
-    check_status(unsafe { PyDict_SetItem(dict, key, value) })?;
+    // SAFETY: the arguments tuple, which the caller keeps alive for the call, holds it.
+    let key = unsafe { Borrowed::from_ptr(py, key) };
+    // SAFETY: as for `key`.
+    let value = unsafe { Borrowed::from_ptr(py, value) };
+    py.thread_state_dict()?.dict_set_item(key, value)?;
     Ok(py.none().to_owned())
 });
 
 module_fn!(mod_get_pending_cleanup_count, |py, _unused| {
-    new_int!(py, PyLong_FromSize_t(thread_state::pending_cleanup_count()))
+    py.int_from_usize(thread_state::pending_cleanup_count())
 });
 
 module_fn!(mod_get_total_main_greenlets, |py, _unused| {
     let n = TOTAL_MAIN_GREENLETS.load(Ordering::Relaxed) as Py_ssize_t;
-    new_int!(py, PyLong_FromSsize_t(n))
+    py.int_from_isize(n)
 });
 
 module_fn!(mod_get_clocks_used_doing_optional_cleanup, |py, _unused| {
@@ -113,13 +90,13 @@ module_fn!(mod_get_clocks_used_doing_optional_cleanup, |py, _unused| {
     if clocks == -1 {
         return Ok(py.none().to_owned());
     }
-    new_int!(py, PyLong_FromLongLong(clocks))
+    py.int_from_i64(clocks)
 });
 
 module_fn!(mod_enable_optional_cleanup, |py, flag| {
-    // SAFETY: the GIL is held; `flag` is the live `METH_O` argument.
-    let truth = check_status(unsafe { PyObject_IsTrue(flag) })?;
-    if truth != 0 {
+    // SAFETY: the `METH_O` argument, which the caller keeps alive for the call.
+    let flag = unsafe { Borrowed::from_ptr(py, flag) };
+    if flag.is_true()? {
         // Re-enabling keeps an existing count.
         let _ = CLOCKS_USED_DOING_GC.compare_exchange(-1, 0, Ordering::Relaxed, Ordering::Relaxed);
     } else {
@@ -130,19 +107,16 @@ module_fn!(mod_enable_optional_cleanup, |py, flag| {
 
 #[cfg(not(Py_3_13))]
 module_fn!(mod_get_tstate_trash_delete_nesting, |py, _unused| {
-    // SAFETY: the GIL is held.
+    // SAFETY: reads this thread's `PyThreadState`, which exists while the GIL is held (`py`).
     let ts = unsafe { crate::cpython::pystate::tstate() };
-    // SAFETY: the current thread state is live.
+    // SAFETY: `ts` is this thread's live thread state (above); a field read.
     let nesting = unsafe { crate::python_state::trash_delete_nesting(ts) };
-    new_int!(py, PyLong_FromLong(nesting as _))
+    py.int_from_long(nesting as _)
 });
 
 #[cfg(Py_3_11)]
 module_fn!(mod_cached_data_stack_chunks, |py, _unused| {
-    new_int!(
-        py,
-        PyLong_FromSize_t(crate::datastack::cached_chunk_count())
-    )
+    py.int_from_usize(crate::datastack::cached_chunk_count())
 });
 
 fn method(name: &'static CStr, f: PyCFunction, flags: c_int, doc: &'static CStr) -> PyMethodDef {
@@ -226,76 +200,32 @@ fn module_methods() -> *mut PyMethodDef {
     Box::leak(v.into_boxed_slice()).as_mut_ptr()
 }
 
-/// Adds `value` to the module.
-///
-/// # Safety
-/// `module` is the module being initialised.
-unsafe fn add(
-    py: Gil<'_>,
-    module: *mut PyObject,
-    name: &CStr,
-    value: PyResult<Owned<'_>>,
-) -> PyResult<()> {
-    let value = value?;
-    // SAFETY: the GIL is held (`py`); the module is live; the function takes its own
-    // reference.
-    check_status(unsafe { PyModule_AddObjectRef(module, name.as_ptr(), value.as_object()) })?;
-    let _ = py;
-    Ok(())
-}
-
-/// Adds `value`, an object the module globals keep alive, to the module.
-///
-/// # Safety
-/// `module` is the module being initialised; `value` is live.
-unsafe fn add_ref(module: *mut PyObject, name: &CStr, value: *mut PyObject) -> PyResult<()> {
-    // SAFETY: the GIL is held (module init); both objects live; the function takes its
-    // own reference.
-    check_status(unsafe { PyModule_AddObjectRef(module, name.as_ptr(), value) })?;
-    Ok(())
-}
-
-/// A new `int`.
-fn int(py: Gil<'_>, v: core::ffi::c_long) -> PyResult<Owned<'_>> {
-    // SAFETY: the GIL is held (`py`).
-    let v = unsafe { PyLong_FromLong(v) };
-    // SAFETY: a new reference or null with an exception set.
-    unsafe { Owned::from_raw(py, v) }
-}
-
-/// An interned string that lives for the process (null with an exception on failure).
-fn intern(py: Gil<'_>, s: &CStr) -> *mut PyObject {
-    let _ = py;
-    // SAFETY: the GIL is held (`py`); a C string.
-    unsafe { PyUnicode_InternFromString(s.as_ptr()) }
-}
-
 /// Creates the objects of [`crate::globals::Globals`].
 ///
 /// # Safety
 /// Module init, before anything reads the globals.
 unsafe fn init_globals(py: Gil<'_>) -> PyResult<()> {
-    // SAFETY: CPython's `PyExc_*` statics are set before any extension loads.
+    // SAFETY: CPython sets its `PyExc_*` statics before any extension loads and never
+    // changes them.
     let base_exception = unsafe { PyExc_BaseException };
-    // SAFETY: the GIL is held (`py`), as for the calls below (with C strings and live
-    // objects).
-    let empty_tuple = unsafe { PyTuple_New(0) };
-    // SAFETY: as above.
-    let empty_dict = unsafe { PyDict_New() };
+    let empty_tuple = opt_into_raw(py.empty_tuple().ok());
+    let empty_dict = opt_into_raw(py.new_dict().ok());
     let error_name = c"greenlet.error".as_ptr();
-    // SAFETY: as above.
+    // SAFETY: the GIL is held (`py`); a NUL-terminated dotted name and null base and dict
+    // (`Exception` and none).
     let greenlet_error =
         unsafe { PyErr_NewException(error_name, ptr::null_mut(), ptr::null_mut()) };
     let exit_name = c"greenlet.GreenletExit".as_ptr();
-    // SAFETY: as above.
+    // SAFETY: as for `greenlet.error`, with the live type `BaseException` as the base.
     let greenlet_exit = unsafe { PyErr_NewException(exit_name, base_exception, ptr::null_mut()) };
-    // SAFETY: as above; once, at module init.
+    // SAFETY: the GIL is held (`py`); module init, the one call.
     let greenlet_type = unsafe { greenlet_type::create_type() };
     // SAFETY: module init: nothing else reads or writes the globals now (contract).
     let gm = unsafe { globals_mut() };
-    gm.str_run = intern(py, c"run");
-    gm.event_switch = intern(py, c"switch");
-    gm.event_throw = intern(py, c"throw");
+    // The interned strings live for the process (the globals never release them).
+    gm.str_run = opt_into_raw(py.intern(c"run").ok());
+    gm.event_switch = opt_into_raw(py.intern(c"switch").ok());
+    gm.event_throw = opt_into_raw(py.intern(c"throw").ok());
     gm.empty_tuple = empty_tuple;
     gm.empty_dict = empty_dict;
     gm.greenlet_error = greenlet_error;
@@ -307,6 +237,9 @@ unsafe fn init_globals(py: Gil<'_>) -> PyResult<()> {
         || gm.greenlet_exit.is_null()
         || gm.empty_tuple.is_null()
         || gm.empty_dict.is_null()
+        || gm.str_run.is_null()
+        || gm.event_switch.is_null()
+        || gm.event_throw.is_null()
     {
         return Err(PyErrSet);
     }
@@ -318,12 +251,11 @@ unsafe fn init_globals(py: Gil<'_>) -> PyResult<()> {
 /// # Safety
 /// Called once by the import machinery with the GIL held.
 pub(crate) unsafe fn init() -> PyResult<*mut PyObject> {
-    // SAFETY: module init, called by the import machinery with the GIL held.
+    // SAFETY: the import machinery calls `PyInit__greenlet` with the GIL held (contract).
     let py = unsafe { Gil::assume() };
-    // SAFETY: the GIL is held.
-    unsafe { crate::selfcheck::check()? };
+    crate::selfcheck::check(py)?;
     #[cfg(Py_3_11)]
-    // SAFETY: the GIL is held; once, at import.
+    // SAFETY: the GIL is held (`py`); the one call, at import.
     unsafe {
         crate::datastack::install_chunk_cache()
     };
@@ -338,21 +270,20 @@ pub(crate) unsafe fn init() -> PyResult<*mut PyObject> {
         m_clear: None,
         m_free: None,
     }));
-    // SAFETY: the GIL is held; a leaked ('static) definition.
+    // SAFETY: the GIL is held (`py`); a leaked ('static) definition with a zero-terminated
+    // method table.
     let module = unsafe { PyModule_Create(def) };
-    if module.is_null() {
+    // SAFETY: null, or the new module, whose reference we hold until we return it.
+    let Some(m) = (unsafe { Borrowed::from_ptr_opt(py, module) }) else {
         return Err(PyErrSet);
-    }
+    };
     // SAFETY: module init; nothing has read the globals yet.
     unsafe { init_globals(py)? };
-    let attr = |name: &CStr| {
-        // SAFETY: the GIL is held; the module is live.
-        let a = unsafe { PyObject_GetAttrString(module, name.as_ptr()) };
-        // SAFETY: a new reference or null with an exception set.
-        unsafe { Owned::from_raw(py, a) }
-    };
-    let (getcurrent, settrace, gettrace) =
-        (attr(c"getcurrent")?, attr(c"settrace")?, attr(c"gettrace")?);
+    let (getcurrent, settrace, gettrace) = (
+        m.getattr(c"getcurrent")?,
+        m.getattr(c"settrace")?,
+        m.getattr(c"gettrace")?,
+    );
     let g = globals();
     let class_attrs = [
         (c"getcurrent", getcurrent.as_object()),
@@ -361,9 +292,9 @@ pub(crate) unsafe fn init() -> PyResult<*mut PyObject> {
         (c"settrace", settrace.as_object()),
         (c"gettrace", gettrace.as_object()),
     ];
-    // SAFETY: the GIL is held; the type was just created.
+    // SAFETY: the GIL is held (`py`); the type was just created and every value is live.
     unsafe { greenlet_type::finish_type(g.greenlet_type, &class_attrs)? };
-    // SAFETY: the GIL is held; once, at module init.
+    // SAFETY: the GIL is held (`py`); the one call, at module init.
     let unswitchable = unsafe { greenlet_type::create_unswitchable_type(g.greenlet_type) };
     if unswitchable.is_null() {
         return Err(PyErrSet);
@@ -371,32 +302,28 @@ pub(crate) unsafe fn init() -> PyResult<*mut PyObject> {
     // SAFETY: module init: no reference to the globals is live (`g` is not used again).
     unsafe { globals_mut() }.unswitchable_type = unswitchable;
     let g = globals();
-    // SAFETY: `module` is being initialised; the globals are live (as for the `add`s
-    // below).
-    unsafe { add_ref(module, c"greenlet", g.greenlet_type.cast())? };
-    // SAFETY: as above.
-    unsafe { add_ref(module, c"UnswitchableGreenlet", g.unswitchable_type.cast())? };
-    // SAFETY: as above.
-    unsafe { add_ref(module, c"error", g.greenlet_error)? };
-    // SAFETY: as above.
-    unsafe { add_ref(module, c"GreenletExit", g.greenlet_exit)? };
+    for (name, which) in [
+        (c"greenlet", GlobalObject::GreenletType),
+        (c"UnswitchableGreenlet", GlobalObject::UnswitchableType),
+        (c"error", GlobalObject::Error),
+        (c"GreenletExit", GlobalObject::Exit),
+    ] {
+        m.module_add(name, g.object(py, which))?;
+    }
     for name in [
         c"GREENLET_USE_GC",
         c"GREENLET_USE_TRACING",
         c"GREENLET_USE_CONTEXT_VARS",
         c"GREENLET_USE_STANDARD_THREADING",
     ] {
-        // SAFETY: as above.
-        unsafe { add(py, module, name, int(py, 1))? };
+        m.module_add(name, py.int_from_long(1)?.borrow())?;
     }
-    let clocks = int(py, thread_state::CLOCKS_PER_SEC as _);
-    // SAFETY: as above.
-    unsafe { add(py, module, c"CLOCKS_PER_SEC", clocks)? };
-    // SAFETY: the GIL is held; the globals are initialised.
+    let clocks = py.int_from_long(thread_state::CLOCKS_PER_SEC as _)?;
+    m.module_add(c"CLOCKS_PER_SEC", clocks.borrow())?;
+    // SAFETY: the GIL is held (`py`); the globals are initialised.
     let capsule = unsafe { capi::create_capsule() };
-    // SAFETY: a new reference or null with an exception set.
-    let capsule = unsafe { Owned::from_raw(py, capsule) };
-    // SAFETY: as for the other `add`s.
-    unsafe { add(py, module, c"_C_API", capsule)? };
+    // SAFETY: `PyCapsule_New` returns a new reference, or null with an exception set.
+    let capsule = unsafe { Owned::from_raw(py, capsule) }?;
+    m.module_add(c"_C_API", capsule.borrow())?;
     Ok(module)
 }

@@ -98,7 +98,7 @@ impl<'py> Gil<'py> {
         // SAFETY: CPython sets its `PyExc_*` statics before any extension loads and never
         // changes them.
         let exc = unsafe { pyo3_ffi::PyExc_TypeError };
-        // SAFETY: an exception type.
+        // SAFETY: `PyExc_TypeError` is an exception type, as `raise` requires.
         unsafe { self.raise(exc, msg) }
     }
 
@@ -113,7 +113,8 @@ impl<'py> Gil<'py> {
         fmt: &CStr,
         obj: Borrowed<'_, 'py>,
     ) -> PyErrSet {
-        // SAFETY: as in `type_error`.
+        // SAFETY: CPython sets its `PyExc_*` statics before any extension loads and never
+        // changes them.
         let exc = unsafe { pyo3_ffi::PyExc_TypeError };
         // SAFETY: the GIL is held; `%s` (contract) takes the C string `tp_name`.
         unsafe { pyo3_ffi::PyErr_Format(exc, fmt.as_ptr(), obj.type_name()) };
@@ -126,17 +127,128 @@ impl<'py> Gil<'py> {
         // SAFETY: CPython sets its `PyExc_*` statics before any extension loads and never
         // changes them.
         let exc = unsafe { pyo3_ffi::PyExc_ValueError };
-        // SAFETY: an exception type.
+        // SAFETY: `PyExc_ValueError` is an exception type, as `raise` requires.
         unsafe { self.raise(exc, msg) }
     }
 
     /// Raises `RuntimeError(msg)`.
     #[inline]
     pub(crate) fn runtime_error(self, msg: &CStr) -> PyErrSet {
-        // SAFETY: as in `type_error`.
+        // SAFETY: CPython sets its `PyExc_*` statics before any extension loads and never
+        // changes them.
         let exc = unsafe { pyo3_ffi::PyExc_RuntimeError };
-        // SAFETY: an exception type.
+        // SAFETY: `PyExc_RuntimeError` is an exception type, as `raise` requires.
         unsafe { self.raise(exc, msg) }
+    }
+
+    /// Raises `TypeError("bad argument type for built-in operation")`, as
+    /// `PyErr_BadArgument` does.
+    #[inline]
+    pub(crate) fn bad_argument(self) -> PyErrSet {
+        // SAFETY: `PyErr_BadArgument` only sets an exception, which needs the GIL (`self`).
+        unsafe { pyo3_ffi::PyErr_BadArgument() };
+        PyErrSet
+    }
+
+    /// Whether an exception is set.
+    #[inline]
+    pub(crate) fn err_occurred(self) -> bool {
+        // SAFETY: reads this thread's exception; needs only the GIL (`self`).
+        !unsafe { pyo3_ffi::PyErr_Occurred() }.is_null()
+    }
+
+    /// Reports the pending exception, if any, as unraisable (`sys.unraisablehook`) and
+    /// clears it.
+    pub(crate) fn write_unraisable_if_set(self) {
+        if !self.err_occurred() {
+            return;
+        }
+        // SAFETY: an exception is set (checked above), as `PyErr_WriteUnraisable` requires;
+        // a null object is allowed; the GIL is held (`self`).
+        unsafe { pyo3_ffi::PyErr_WriteUnraisable(ptr::null_mut()) };
+        // SAFETY: needs only the GIL (`self`).
+        unsafe { pyo3_ffi::PyErr_Clear() };
+    }
+
+    /// A new, empty `dict`.
+    #[inline]
+    pub(crate) fn new_dict(self) -> PyResult<Owned<'py>> {
+        // SAFETY: `PyDict_New` needs only the GIL (`self`).
+        let d = unsafe { pyo3_ffi::PyDict_New() };
+        // SAFETY: `PyDict_New` returns a new reference, or null with an exception set.
+        unsafe { Owned::from_raw(self, d) }
+    }
+
+    /// A new reference to the empty tuple.
+    #[inline]
+    pub(crate) fn empty_tuple(self) -> PyResult<Owned<'py>> {
+        // SAFETY: `PyTuple_New` needs only the GIL (`self`).
+        let t = unsafe { pyo3_ffi::PyTuple_New(0) };
+        // SAFETY: `PyTuple_New` returns a new reference, or null with an exception set.
+        unsafe { Owned::from_raw(self, t) }
+    }
+
+    /// A new `int` from a C `long`.
+    #[inline]
+    pub(crate) fn int_from_long(self, v: core::ffi::c_long) -> PyResult<Owned<'py>> {
+        // SAFETY: `PyLong_FromLong` needs only the GIL (`self`).
+        let v = unsafe { pyo3_ffi::PyLong_FromLong(v) };
+        // SAFETY: a new reference, or null with an exception set.
+        unsafe { Owned::from_raw(self, v) }
+    }
+
+    /// A new `int` from a `usize` (`size_t`).
+    #[inline]
+    pub(crate) fn int_from_usize(self, v: usize) -> PyResult<Owned<'py>> {
+        // SAFETY: `PyLong_FromSize_t` needs only the GIL (`self`).
+        let v = unsafe { pyo3_ffi::PyLong_FromSize_t(v) };
+        // SAFETY: a new reference, or null with an exception set.
+        unsafe { Owned::from_raw(self, v) }
+    }
+
+    /// A new `int` from an `isize` (`Py_ssize_t`).
+    #[inline]
+    pub(crate) fn int_from_isize(self, v: isize) -> PyResult<Owned<'py>> {
+        // SAFETY: `PyLong_FromSsize_t` needs only the GIL (`self`).
+        let v = unsafe { pyo3_ffi::PyLong_FromSsize_t(v) };
+        // SAFETY: a new reference, or null with an exception set.
+        unsafe { Owned::from_raw(self, v) }
+    }
+
+    /// A new `int` from an `i64` (`long long`).
+    #[inline]
+    pub(crate) fn int_from_i64(self, v: i64) -> PyResult<Owned<'py>> {
+        // SAFETY: `PyLong_FromLongLong` needs only the GIL (`self`).
+        let v = unsafe { pyo3_ffi::PyLong_FromLongLong(v) };
+        // SAFETY: a new reference, or null with an exception set.
+        unsafe { Owned::from_raw(self, v) }
+    }
+
+    /// The interned `str` for `s`.
+    #[inline]
+    pub(crate) fn intern(self, s: &CStr) -> PyResult<Owned<'py>> {
+        // SAFETY: the GIL is held (`self`); `s` is a NUL-terminated string.
+        let v = unsafe { pyo3_ffi::PyUnicode_InternFromString(s.as_ptr()) };
+        // SAFETY: a new reference, or null with an exception set.
+        unsafe { Owned::from_raw(self, v) }
+    }
+
+    /// `import name`.
+    pub(crate) fn import(self, name: &CStr) -> PyResult<Owned<'py>> {
+        // SAFETY: the GIL is held (`self`); `name` is a NUL-terminated string.
+        let m = unsafe { pyo3_ffi::PyImport_ImportModule(name.as_ptr()) };
+        // SAFETY: a new reference, or null with an exception set.
+        unsafe { Owned::from_raw(self, m) }
+    }
+
+    /// This thread's dict of the interpreter (`PyThreadState_GetDict`), borrowed from the
+    /// thread state, which outlives `'py`; an error (with no exception set, as in C) when
+    /// there is none.
+    pub(crate) fn thread_state_dict(self) -> PyResult<Borrowed<'py, 'py>> {
+        // SAFETY: needs only the GIL (`self`); returns a borrowed reference or null.
+        let d = unsafe { pyo3_ffi::PyThreadState_GetDict() };
+        // SAFETY: null, or a dict the thread state owns for the rest of the thread's life.
+        unsafe { Borrowed::from_ptr_opt(self, d) }.ok_or(PyErrSet)
     }
 
     /// Raises `AttributeError(msg)`.
@@ -145,7 +257,7 @@ impl<'py> Gil<'py> {
         // SAFETY: CPython sets its `PyExc_*` statics before any extension loads and never
         // changes them.
         let exc = unsafe { pyo3_ffi::PyExc_AttributeError };
-        // SAFETY: an exception type.
+        // SAFETY: `PyExc_AttributeError` is an exception type, as `raise` requires.
         unsafe { self.raise(exc, msg) }
     }
 }
@@ -183,7 +295,8 @@ impl<'py, T> Owned<'py, T> {
     /// As for [`Self::from_raw`].
     #[inline]
     pub(crate) unsafe fn from_raw_opt(py: Gil<'py>, ptr: *mut T) -> Option<Self> {
-        // SAFETY: forwarded contract.
+        // SAFETY: `ptr` is null or a new reference to a live `T` (this function's contract),
+        // as `from_raw` requires.
         unsafe { Self::from_raw(py, ptr) }.ok()
     }
 
@@ -334,6 +447,110 @@ impl<'a, 'py, T> Borrowed<'a, 'py, T> {
     #[inline]
     pub(crate) fn to_owned(self) -> Owned<'py, T> {
         Owned::from_borrowed(self)
+    }
+}
+
+/// Operations on any live object. Each needs the GIL, which the [`Gil`] inside a
+/// `Borrowed` proves, and a live object, which its lifetime `'a` guarantees.
+impl<'a, 'py> Borrowed<'a, 'py> {
+    /// The GIL proof this reference carries.
+    #[inline(always)]
+    pub(crate) fn py(self) -> Gil<'py> {
+        Gil(PhantomData)
+    }
+
+    /// The object's type, kept alive by the object.
+    #[inline(always)]
+    pub(crate) fn type_object(self) -> *mut pyo3_ffi::PyTypeObject {
+        // SAFETY: reads the header of a live object (`'a`).
+        unsafe { pyo3_ffi::Py_TYPE(self.as_object()) }
+    }
+
+    /// The object's reference count.
+    #[inline]
+    pub(crate) fn refcnt(self) -> pyo3_ffi::Py_ssize_t {
+        // SAFETY: reads the header of a live object (`'a`).
+        unsafe { pyo3_ffi::Py_REFCNT(self.as_object()) }
+    }
+
+    /// `isinstance(self, dict)`.
+    #[inline]
+    pub(crate) fn is_dict(self) -> bool {
+        // SAFETY: a type check of a live object (`'a`) under the GIL.
+        unsafe { pyo3_ffi::PyDict_Check(self.as_object()) != 0 }
+    }
+
+    /// Whether this is a built-in function or method object (`PyCFunction_Check`).
+    #[inline]
+    pub(crate) fn is_cfunction(self) -> bool {
+        // SAFETY: a type check of a live object (`'a`) under the GIL.
+        unsafe { pyo3_ffi::PyCFunction_Check(self.as_object()) != 0 }
+    }
+
+    /// `bool(self)`; may run Python code.
+    #[inline]
+    pub(crate) fn is_true(self) -> PyResult<bool> {
+        // SAFETY: a live object (`'a`); the GIL is held (the `Gil` in `self`).
+        let r = unsafe { pyo3_ffi::PyObject_IsTrue(self.as_object()) };
+        check_status(r).map(|r| r != 0)
+    }
+
+    /// `getattr(self, name)`.
+    pub(crate) fn getattr(self, name: &CStr) -> PyResult<Owned<'py>> {
+        // SAFETY: a live object (`'a`), a NUL-terminated name, the GIL held.
+        let a = unsafe { pyo3_ffi::PyObject_GetAttrString(self.as_object(), name.as_ptr()) };
+        // SAFETY: a new reference, or null with an exception set.
+        unsafe { Owned::from_raw(self.py(), a) }
+    }
+
+    /// `self(arg)`.
+    pub(crate) fn call1(self, arg: Borrowed<'_, 'py>) -> PyResult<Owned<'py>> {
+        // SAFETY: two live objects; the GIL is held. A non-callable raises `TypeError`.
+        let r = unsafe { pyo3_ffi::PyObject_CallOneArg(self.as_object(), arg.as_object()) };
+        // SAFETY: a new reference, or null with an exception set.
+        unsafe { Owned::from_raw(self.py(), r) }
+    }
+
+    /// `self[key] = value` for a dict (`PyDict_SetItem`: anything else raises
+    /// `SystemError`). Takes its own references.
+    pub(crate) fn dict_set_item(
+        self,
+        key: Borrowed<'_, 'py>,
+        value: Borrowed<'_, 'py>,
+    ) -> PyResult<()> {
+        // SAFETY: three live objects; the GIL is held; the function type-checks `self`.
+        let r = unsafe {
+            pyo3_ffi::PyDict_SetItem(self.as_object(), key.as_object(), value.as_object())
+        };
+        check_status(r).map(drop)
+    }
+
+    /// `self[key] = value` for a dict and a `str` key given as a C string.
+    pub(crate) fn dict_set_item_str(self, key: &CStr, value: Borrowed<'_, 'py>) -> PyResult<()> {
+        // SAFETY: two live objects and a NUL-terminated key; the GIL is held; the function
+        // type-checks `self`.
+        let r = unsafe {
+            pyo3_ffi::PyDict_SetItemString(self.as_object(), key.as_ptr(), value.as_object())
+        };
+        check_status(r).map(drop)
+    }
+
+    /// `len(self)` for a list (`PyList_Size`: anything else raises `SystemError`).
+    #[inline]
+    pub(crate) fn list_len(self) -> PyResult<pyo3_ffi::Py_ssize_t> {
+        // SAFETY: a live object; the GIL is held; the function type-checks it.
+        let n = unsafe { pyo3_ffi::PyList_Size(self.as_object()) };
+        if n < 0 { Err(PyErrSet) } else { Ok(n) }
+    }
+
+    /// Adds `value` to a module under `name` (`PyModule_AddObjectRef`, which takes its own
+    /// reference and type-checks the module).
+    pub(crate) fn module_add(self, name: &CStr, value: Borrowed<'_, 'py>) -> PyResult<()> {
+        // SAFETY: two live objects and a NUL-terminated name; the GIL is held.
+        let r = unsafe {
+            pyo3_ffi::PyModule_AddObjectRef(self.as_object(), name.as_ptr(), value.as_object())
+        };
+        check_status(r).map(drop)
     }
 }
 

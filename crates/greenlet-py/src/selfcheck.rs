@@ -6,7 +6,7 @@
 //! A mismatch raises `ImportError` instead of corrupting the interpreter on the first
 //! switch.
 
-use crate::util::{PyErrSet, PyResult};
+use crate::py::{Gil, PyErrSet, PyResult};
 use std::ffi::CString;
 
 const BUILT_FOR_MINOR: &str = env!("GREENLET_BUILT_FOR_MINOR");
@@ -15,23 +15,25 @@ const BUILT_FOR_MINOR: &str = env!("GREENLET_BUILT_FOR_MINOR");
 /// runtime value is altered in our private copy before the comparison, to prove that the
 /// check fires. It never changes what we read or write in the interpreter.
 #[cfg(Py_3_13)]
-#[cfg(Py_3_13)]
 const CORRUPT_ENV: &str = "GREENLET_RS_TEST_CORRUPT_DEBUG_OFFSET";
 
-/// # Safety
-/// The GIL is held.
-pub(crate) unsafe fn check() -> PyResult<()> {
-    // SAFETY: callable at any time after initialisation.
+/// Runs the checks; an `ImportError` on a mismatch.
+pub(crate) fn check(py: Gil<'_>) -> PyResult<()> {
+    // SAFETY: `Py_GetVersion` has no preconditions once the interpreter is initialised,
+    // which it is while we hold the GIL (`py`).
     let version = unsafe { pyo3_ffi::Py_GetVersion() };
-    // SAFETY: a static C string such as "3.12.1 (main, ...)".
+    // SAFETY: it returns a static NUL-terminated string such as "3.12.1 (main, ...)".
     let version = unsafe { core::ffi::CStr::from_ptr(version) };
     let version = version.to_string_lossy();
     let mut parts = version.split(|c: char| !c.is_ascii_digit());
     let (major, minor) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     if major != "3" || minor != BUILT_FOR_MINOR {
-        return Err(import_error(&format!(
-            "greenlet-rs was built for CPython 3.{BUILT_FOR_MINOR} but is running on {major}.{minor}"
-        )));
+        return Err(import_error(
+            py,
+            &format!(
+                "greenlet-rs was built for CPython 3.{BUILT_FOR_MINOR} but is running on {major}.{minor}"
+            ),
+        ));
     }
     #[cfg(Py_3_13)]
     {
@@ -40,151 +42,142 @@ pub(crate) unsafe fn check() -> PyResult<()> {
             corrupt(&mut table, &name);
         }
         if let Err(msg) = compare_debug_offsets(&table) {
-            return Err(import_error(&msg));
+            return Err(import_error(py, &msg));
         }
     }
     Ok(())
 }
 
-fn import_error(msg: &str) -> PyErrSet {
+fn import_error(py: Gil<'_>, msg: &str) -> PyErrSet {
     let msg = CString::new(msg.replace('\0', " ")).unwrap_or_default();
-    // SAFETY: CPython's `PyExc_*` statics are set before any extension loads.
+    // SAFETY: CPython sets its `PyExc_*` statics before any extension loads and never
+    // changes them.
     let exc = unsafe { pyo3_ffi::PyExc_ImportError };
-    // SAFETY: GIL held (import); `%s` with a NUL-terminated string.
+    let _ = py;
+    // SAFETY: the GIL is held (`py`); an exception type, and one `%s` with a NUL-terminated
+    // string.
     unsafe { pyo3_ffi::PyErr_Format(exc, c"%s".as_ptr(), msg.as_ptr()) };
     PyErrSet
 }
 
+/// A section of `_Py_DebugOffsets` that gives offsets into one of our mirrors.
+#[cfg(Py_3_13)]
+struct Section {
+    /// Its member name in `_Py_DebugOffsets` (a field of `DebugOffsets`).
+    name: &'static str,
+    /// The section's own table: its members are `size` and the C names of fields.
+    offsets: StructLayout,
+    /// The mirror it describes, and its `size_of`.
+    mirror: StructLayout,
+    mirror_size: usize,
+    /// Whether the sizes must be equal; otherwise ours must not exceed the runtime's (we do
+    /// not mirror the struct's tail).
+    size_exact: bool,
+}
+
+#[cfg(Py_3_13)]
+use crate::cpython::mirror::{Check, Mirror, StructLayout};
+
+/// Every section that describes a mirror. Everything else comes from the `mirrors!`
+/// declarations of both sides: a field added to a section (in `debug_offsets.rs`) or to a
+/// mirror is compared as soon as both have it.
+#[cfg(Py_3_13)]
+const SECTIONS: &[Section] = {
+    use crate::cpython::debug_offsets as d;
+    use crate::cpython::frame::InterpreterFrame;
+    use crate::cpython::pystate::PyThreadState;
+    use core::mem::size_of;
+    &[
+        Section {
+            name: "thread_state",
+            offsets: d::ThreadStateOffsets::LAYOUT,
+            mirror: PyThreadState::LAYOUT,
+            mirror_size: size_of::<PyThreadState>(),
+            size_exact: false,
+        },
+        #[cfg(Py_3_15)]
+        Section {
+            name: "err_stackitem",
+            offsets: d::ErrStackItemOffsets::LAYOUT,
+            mirror: crate::cpython::pystate::ErrStackItem::LAYOUT,
+            mirror_size: size_of::<crate::cpython::pystate::ErrStackItem>(),
+            size_exact: true,
+        },
+        Section {
+            name: "interpreter_frame",
+            offsets: d::InterpreterFrameOffsets::LAYOUT,
+            mirror: InterpreterFrame::LAYOUT,
+            mirror_size: size_of::<InterpreterFrame>(),
+            size_exact: true,
+        },
+    ]
+};
+
+/// Section members whose name differs from the C field they give the offset of.
+#[cfg(Py_3_13)]
+const RENAMED: &[(&str, &str)] = &[
+    ("thread_state.status", "_status"),
+    ("interpreter_frame.executable", "f_executable"),
+];
+
+/// The byte offset of a compared size or offset (they always are: see `entries`).
+#[cfg(Py_3_13)]
+fn bytes(c: Check) -> Option<usize> {
+    match c {
+        Check::Bytes(n) => Some(n),
+        Check::Unchecked(_) => None,
+    }
+}
+
+/// The `u64` at byte `offset` of the runtime table.
+#[cfg(Py_3_13)]
+fn word(t: &crate::cpython::debug_offsets::DebugOffsets, offset: usize) -> u64 {
+    let size = core::mem::size_of_val(t);
+    assert!(
+        offset.is_multiple_of(8) && offset + 8 <= size,
+        "a u64 member of the table"
+    );
+    // SAFETY: `DebugOffsets` is `repr(C)` and every member of it and of its sections is a
+    // `u64` or the `[u8; 8]` cookie (see `debug_offsets.rs`), all 8-byte aligned, so it has
+    // no padding and all `size` bytes of `*t` are initialised; `t` is a live reference.
+    let all = unsafe { core::slice::from_raw_parts(core::ptr::from_ref(t).cast::<u8>(), size) };
+    u64::from_ne_bytes(all[offset..offset + 8].try_into().expect("8 bytes"))
+}
+
 /// Every entry of the runtime table that we also know, as
 /// `(name, runtime value, our value, exact)`; `exact == false` means ours must not
-/// exceed the runtime's (sizes of structs whose tail we do not mirror).
+/// exceed the runtime's (sizes of structs whose tail we do not mirror). Generated from
+/// the mirror declarations: for each section of [`SECTIONS`], its `size` and every member
+/// naming a field our mirror has.
 #[cfg(Py_3_13)]
-fn entries(t: &crate::cpython::debug_offsets::DebugOffsets) -> Vec<(&'static str, u64, u64, bool)> {
-    use crate::cpython::frame::InterpreterFrame as F;
-    use crate::cpython::pystate::PyThreadState as T;
-    use core::mem::{offset_of, size_of};
-    let ts = &t.thread_state;
-    let fr = &t.interpreter_frame;
-    let o = |n: usize| n as u64;
-    #[allow(unused_mut, reason = "extended on 3.14+")]
-    let mut v = vec![
-        ("thread_state.size", ts.size, o(size_of::<T>()), false),
-        ("thread_state.prev", ts.prev, o(offset_of!(T, prev)), true),
-        ("thread_state.next", ts.next, o(offset_of!(T, next)), true),
-        (
-            "thread_state.interp",
-            ts.interp,
-            o(offset_of!(T, interp)),
-            true,
-        ),
-        (
-            "thread_state.current_frame",
-            ts.current_frame,
-            o(offset_of!(T, current_frame)),
-            true,
-        ),
-        (
-            "thread_state.thread_id",
-            ts.thread_id,
-            o(offset_of!(T, thread_id)),
-            true,
-        ),
-        (
-            "thread_state.native_thread_id",
-            ts.native_thread_id,
-            o(offset_of!(T, native_thread_id)),
-            true,
-        ),
-        (
-            "thread_state.datastack_chunk",
-            ts.datastack_chunk,
-            o(offset_of!(T, datastack_chunk)),
-            true,
-        ),
-        (
-            "thread_state.status",
-            ts.status,
-            o(offset_of!(T, _status)),
-            true,
-        ),
-        ("interpreter_frame.size", fr.size, o(size_of::<F>()), true),
-        (
-            "interpreter_frame.previous",
-            fr.previous,
-            o(offset_of!(F, previous)),
-            true,
-        ),
-        (
-            "interpreter_frame.executable",
-            fr.executable,
-            o(offset_of!(F, f_executable)),
-            true,
-        ),
-        (
-            "interpreter_frame.instr_ptr",
-            fr.instr_ptr,
-            o(offset_of!(F, instr_ptr)),
-            true,
-        ),
-        (
-            "interpreter_frame.localsplus",
-            fr.localsplus,
-            o(offset_of!(F, localsplus)),
-            true,
-        ),
-        (
-            "interpreter_frame.owner",
-            fr.owner,
-            o(offset_of!(F, owner)),
-            true,
-        ),
-    ];
-    #[cfg(Py_3_14)]
-    v.push((
-        "interpreter_frame.stackpointer",
-        fr.stackpointer,
-        o(offset_of!(F, stackpointer)),
-        true,
-    ));
-    #[cfg(Py_3_15)]
-    v.extend([
-        (
-            "thread_state.base_frame",
-            ts.base_frame,
-            o(offset_of!(T, base_frame)),
-            true,
-        ),
-        (
-            "thread_state.holds_gil",
-            ts.holds_gil,
-            o(offset_of!(T, holds_gil)),
-            true,
-        ),
-        (
-            "thread_state.gil_requested",
-            ts.gil_requested,
-            o(offset_of!(T, gil_requested)),
-            true,
-        ),
-        (
-            "thread_state.current_exception",
-            ts.current_exception,
-            o(offset_of!(T, current_exception)),
-            true,
-        ),
-        (
-            "thread_state.exc_state",
-            ts.exc_state,
-            o(offset_of!(T, exc_state)),
-            true,
-        ),
-        (
-            "err_stackitem.exc_value",
-            t.err_stackitem.exc_value,
-            o(offset_of!(crate::cpython::pystate::ErrStackItem, exc_value)),
-            true,
-        ),
-    ]);
+fn entries(t: &crate::cpython::debug_offsets::DebugOffsets) -> Vec<(String, u64, u64, bool)> {
+    use crate::cpython::debug_offsets::DebugOffsets;
+    let mut v = Vec::new();
+    for s in SECTIONS {
+        let base = DebugOffsets::LAYOUT
+            .fields
+            .iter()
+            .find(|f| f.name == s.name)
+            .and_then(|f| bytes(f.offset))
+            .expect("every section is a compared member of `DebugOffsets`");
+        for member in s.offsets.fields {
+            let name = format!("{}.{}", s.name, member.name);
+            let at = base + bytes(member.offset).expect("section members are compared");
+            let theirs = word(t, at);
+            if member.name == "size" {
+                v.push((name, theirs, s.mirror_size as u64, s.size_exact));
+                continue;
+            }
+            let c_name = RENAMED
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(member.name, |&(_, c)| c);
+            let ours = s.mirror.fields.iter().find(|f| f.name == c_name);
+            if let Some(ours) = ours.and_then(|f| bytes(f.offset)) {
+                v.push((name, theirs, ours as u64, true));
+            }
+        }
+    }
     v
 }
 

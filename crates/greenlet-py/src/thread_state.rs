@@ -10,8 +10,8 @@
 
 use crate::globals::globals;
 use crate::greenlet::{Greenlet, Kind, PyGreenlet};
-use crate::py::{Gil, Owned, PyErrSet, PyResult};
-use crate::util::{SavedError, clear_owned, write_unraisable_if_set};
+use crate::py::{Borrowed, Gil, Owned, PyErrSet, PyResult};
+use crate::util::{SavedError, clear_owned};
 use core::cell::Cell;
 use core::ffi::{c_int, c_void};
 use core::ptr;
@@ -65,24 +65,54 @@ pub(crate) static CLOCKS_USED_DOING_GC: AtomicI64 = AtomicI64::new(0);
 /// The GIL is held.
 #[inline(always)]
 pub(crate) unsafe fn current() -> PyResult<*mut ThreadState> {
+    // SAFETY: the GIL is held for the whole call (this function's contract).
+    current_in(unsafe { Gil::assume() })
+}
+
+/// The current thread's state, created on first use. It stays live until the thread
+/// exits, so the pointer is good for the rest of any call on this thread.
+#[inline(always)]
+pub(crate) fn current_in(py: Gil<'_>) -> PyResult<*mut ThreadState> {
     let state = STATE.with(Cell::get);
     if state.is_null() || state == DESTROYED {
-        // SAFETY: forwarded.
-        return unsafe { create_slow(state) };
+        return create_slow(py, state);
     }
     Ok(state)
 }
 
+/// This thread's trace function (a new reference), or `None`.
+pub(crate) fn tracefunc(py: Gil<'_>) -> PyResult<Owned<'_>> {
+    let state = current_in(py)?;
+    // SAFETY: this thread's live state (`current_in`); a short read.
+    let f = unsafe { (*state).tracefunc };
+    // SAFETY: the state holds a reference to its trace function, if any, and nothing runs
+    // before the incref of `to_owned`.
+    let f = unsafe { Borrowed::from_ptr_opt(py, f) };
+    Ok(f.unwrap_or(py.none()).to_owned())
+}
+
+/// Sets this thread's trace function (`None` clears it) and returns the previous one (or
+/// `None`).
+pub(crate) fn replace_tracefunc<'py>(
+    py: Gil<'py>,
+    func: Borrowed<'_, 'py>,
+) -> PyResult<Owned<'py>> {
+    let state = current_in(py)?;
+    let previous = tracefunc(py)?;
+    // SAFETY: the GIL is held (`py`); this thread's live state, with no reference into it
+    // live here; `func` is live.
+    unsafe { ThreadState::set_tracefunc(state, func.as_object()) };
+    Ok(previous)
+}
+
 #[cold]
 #[inline(never)]
-unsafe fn create_slow(state: *mut ThreadState) -> PyResult<*mut ThreadState> {
-    // SAFETY: the GIL is held (contract).
-    let py = unsafe { Gil::assume() };
+fn create_slow(py: Gil<'_>, state: *mut ThreadState) -> PyResult<*mut ThreadState> {
     if state == DESTROYED {
         return Err(py.runtime_error(c"greenlet: accessing thread state after destruction"));
     }
     let g = globals();
-    // SAFETY: GIL held; the greenlet type is ready.
+    // SAFETY: the GIL is held (`py`); our greenlet type, ready since module init.
     let main: *mut PyGreenlet = unsafe { pyo3_ffi::PyType_GenericAlloc(g.greenlet_type, 0) }.cast();
     if main.is_null() {
         return Err(PyErrSet);
@@ -112,14 +142,16 @@ unsafe fn create_slow(state: *mut ThreadState) -> PyResult<*mut ThreadState> {
 /// The GIL is held. May run arbitrary Python code (the queued greenlets' GreenletExit).
 #[inline]
 pub(crate) unsafe fn borrow_current() -> PyResult<*mut PyGreenlet> {
-    // SAFETY: forwarded.
-    let state = unsafe { current()? };
-    // SAFETY: live state of this thread; a short read.
+    // SAFETY: the GIL is held for the whole call (this function's contract).
+    let py = unsafe { Gil::assume() };
+    let state = current_in(py)?;
+    // SAFETY: this thread's live state (`current_in`); a short read.
     if !unsafe { (*state).deleteme.is_empty() } {
-        // SAFETY: the GIL is held; the live state, not borrowed here.
+        // SAFETY: the GIL is held (`py`); the live state, with no reference into it live.
         unsafe { clear_deleteme_list(state, false) };
     }
-    // SAFETY: as above (the state outlives its thread's code).
+    // SAFETY: this thread's state lives until the thread exits, whatever the code run by
+    // `clear_deleteme_list` did; a short read.
     Ok(unsafe { (*state).current })
 }
 
@@ -129,9 +161,9 @@ pub(crate) unsafe fn borrow_current() -> PyResult<*mut PyGreenlet> {
 /// The GIL is held.
 #[inline]
 pub(crate) unsafe fn is_current(g: *mut PyGreenlet) -> PyResult<bool> {
-    // SAFETY: forwarded.
-    let state = unsafe { current()? };
-    // SAFETY: this thread's live state.
+    // SAFETY: the GIL is held for the whole call (this function's contract).
+    let state = current_in(unsafe { Gil::assume() })?;
+    // SAFETY: this thread's live state (`current_in`); a short read.
     Ok(unsafe { (*state).current } == g)
 }
 
@@ -140,31 +172,32 @@ pub(crate) unsafe fn is_current(g: *mut PyGreenlet) -> PyResult<bool> {
 /// # Safety
 /// The GIL is held and `state` is live.
 unsafe fn clear_deleteme_list(state: *mut ThreadState, murder: bool) {
-    // SAFETY: live state.
+    // SAFETY: the GIL is held for the whole call (this function's contract).
+    let py = unsafe { Gil::assume() };
+    // SAFETY: a live state (contract); the borrow ends with the `take`, before any code runs.
     let list = core::mem::take(unsafe { &mut (*state).deleteme });
     if list.is_empty() {
         return;
     }
-    // SAFETY: plain query.
     if crate::cpython::pystate::is_finalizing() {
         // Too late to run their code: leak them on purpose.
         return;
     }
-    // SAFETY: GIL held.
+    // SAFETY: the GIL is held (`py`).
     let incoming = unsafe { SavedError::fetch() };
     for g in list {
         if murder {
-            // SAFETY: each entry holds a reference to a live greenlet.
+            // SAFETY: the entry holds a reference to `g`, so `g` and its implementation
+            // are live.
             let this = unsafe { (*g).pimpl };
-            // SAFETY: its live implementation, not borrowed here.
+            // SAFETY: `g`'s live implementation, with no reference into it live here.
             unsafe { Greenlet::murder_in_place(this) };
         }
-        // SAFETY: the entry's reference, released.
-        unsafe { pyo3_ffi::Py_DECREF(g.cast()) };
-        // SAFETY: the GIL is held.
-        unsafe { write_unraisable_if_set() };
+        // SAFETY: `Owned` takes over the entry's reference, released at once.
+        drop(unsafe { Owned::from_raw_unchecked(py, g) });
+        py.write_unraisable_if_set();
     }
-    // SAFETY: GIL held.
+    // SAFETY: the GIL is held (`py`).
     unsafe { incoming.restore() };
 }
 
@@ -214,9 +247,10 @@ impl ThreadState {
     /// in its own thread.
     ///
     /// # Safety
-    /// The GIL is held.
+    /// The GIL is held and `g` is alive (its deallocator may have resurrected it).
     pub(crate) unsafe fn delete_when_thread_running(&mut self, g: *mut PyGreenlet) {
-        // SAFETY: GIL held; the list keeps a reference.
+        // SAFETY: the GIL is held and `g` is alive (this function's contract); the list keeps
+        // the new reference.
         unsafe { pyo3_ffi::Py_INCREF(g.cast()) };
         self.deleteme.push(g);
     }
@@ -227,7 +261,7 @@ impl ThreadState {
     /// # Safety
     /// The GIL is held; `this` is a live state; `func` is null or live.
     pub(crate) unsafe fn set_tracefunc(this: *mut Self, func: *mut PyObject) {
-        // SAFETY: GIL held.
+        // SAFETY: the GIL is held (this function's contract); reads the address of `None`.
         let func = if func == unsafe { pyo3_ffi::Py_None() } {
             ptr::null_mut()
         } else {
@@ -324,89 +358,131 @@ extern "C" fn destroy_queued_states(_arg: *mut c_void) -> c_int {
     0
 }
 
-/// Destroys the state of an exited thread. Fields are reached through the raw pointer
-/// (no `&mut` to the state): each release below can run code.
+/// Destroys the state of an exited thread. Each release below can run code, so no borrow
+/// of the state is ever live across one (see [`DeadState`]).
 ///
 /// # Safety
 /// The GIL is held; `state` was queued by the exit hook and is not used elsewhere.
 unsafe fn destroy(state: *mut ThreadState) {
-    // SAFETY: reads a runtime global (the GIL is held).
+    // SAFETY: the GIL is held for the whole call (this function's contract).
+    let py = unsafe { Gil::assume() };
+    // SAFETY: reads a runtime global, with the GIL held (`py`).
     if unsafe { pyo3_ffi::PyInterpreterState_Head() }.is_null() {
         return;
     }
-    // Each release below can run code; the fields are reached through the raw pointer
-    // every time. SAFETY (for every block): the GIL is held and `state` is live and ours
-    // alone (contract) until the `Box::from_raw` at the end.
-    // SAFETY: as above. No borrow is created.
-    let slot = unsafe { &raw mut (*state).tracefunc };
-    // SAFETY: the GIL is held; the field owns its reference.
-    unsafe { clear_owned(slot) };
+    // SAFETY: `state` came from `create_slow`, its thread has exited, and the exit hook
+    // queued it once, for us alone (this function's contract).
+    let dead = unsafe { DeadState::new(py, state) };
+    dead.clear(Field::TraceFunc);
     if crate::cpython::pystate::is_finalizing() {
-        // SAFETY: as above.
-        unsafe { murder_and_clear_current(state) };
-        // SAFETY: as above. No borrow is created.
-        let slot = unsafe { &raw mut (*state).main_greenlet };
-        // SAFETY: the GIL is held; the field owns its reference.
-        unsafe { clear_owned(slot) };
-        // SAFETY: as above; from `Box::into_raw` in `create_slow`.
-        drop(unsafe { Box::from_raw(state) });
+        dead.murder_and_clear_current();
+        dead.clear(Field::MainGreenlet);
         return;
     }
-    // SAFETY: as above.
-    unsafe { clear_deleteme_list(state, true) };
-    // SAFETY: as above; a short read.
-    let st = unsafe { &*state };
-    let (current, main) = (st.current, st.main_greenlet);
+    dead.clear_deleteme_list();
+    let (current, main) = (dead.current(), dead.main_greenlet());
     if !current.is_null() && current == main {
-        // SAFETY: as above. No borrow is created.
-        let slot = unsafe { &raw mut (*state).current };
-        // SAFETY: the GIL is held; the field owns its reference.
-        unsafe { clear_owned(slot) };
-        // SAFETY: the state's own reference keeps `main` alive here.
-        let count = unsafe { pyo3_ffi::Py_REFCNT(main.cast()) };
-        // SAFETY: as above. No borrow is created.
-        let slot = unsafe { &raw mut (*state).main_greenlet };
-        // SAFETY: the GIL is held; the field owns its reference.
-        unsafe { clear_owned(slot) };
+        dead.clear(Field::Current);
+        // SAFETY: the state's own reference keeps `main` alive for the first read below; the
+        // later ones happen only when another reference is left (`count == 2`).
+        let main = unsafe { Borrowed::from_ptr(py, main.cast()) };
+        let count = main.refcnt();
+        dead.clear(Field::MainGreenlet);
         if CLOCKS_USED_DOING_GC.load(Ordering::Relaxed) != -1 && count == 2 {
-            // SAFETY: `count == 2` means one reference is left after ours went away.
-            if unsafe { pyo3_ffi::Py_REFCNT(main.cast()) } == 1 {
-                // SAFETY: the GIL is held; `main` is alive with one reference.
-                unsafe { drop_stray_main_reference(main) };
+            // `count == 2`: one reference is left after the state's went away, so `main`
+            // is still alive.
+            if main.refcnt() == 1 {
+                // SAFETY: the GIL is held (`py`); `main` is alive with one reference.
+                unsafe { drop_stray_main_reference(main.as_ptr().cast()) };
             }
         }
     }
-    // SAFETY: as above.
-    unsafe { murder_and_clear_current(state) };
-    // SAFETY: as above. No borrow is created.
-    let slot = unsafe { &raw mut (*state).main_greenlet };
-    // SAFETY: the GIL is held; the field owns its reference.
-    unsafe { clear_owned(slot) };
-    // SAFETY: the GIL is held.
-    unsafe { crate::util::write_unraisable_if_set() };
-    // SAFETY: as above; from `Box::into_raw` in `create_slow`.
-    drop(unsafe { Box::from_raw(state) });
+    dead.murder_and_clear_current();
+    dead.clear(Field::MainGreenlet);
+    py.write_unraisable_if_set();
 }
 
-/// Kills the dead thread's current greenlet in place (if any) and drops the state's
-/// reference to it.
-///
-/// # Safety
-/// As for [`destroy`].
-unsafe fn murder_and_clear_current(state: *mut ThreadState) {
-    // SAFETY: a live state (contract).
-    let current = unsafe { (*state).current };
-    if current.is_null() {
-        return;
+/// A field of [`ThreadState`] that owns a reference.
+#[derive(Clone, Copy)]
+enum Field {
+    TraceFunc,
+    Current,
+    MainGreenlet,
+}
+
+/// The state of an exited thread, owned by [`destroy`], which frees it when dropped. The
+/// one promise (nobody else uses it) is made by [`DeadState::new`]; the fields are reached
+/// through the raw pointer each time, so no borrow of the state is live while a release
+/// runs code.
+struct DeadState<'py> {
+    state: *mut ThreadState,
+    py: Gil<'py>,
+}
+
+impl<'py> DeadState<'py> {
+    /// # Safety
+    /// `state` came from `Box::into_raw` in `create_slow`, its thread has exited, and nothing
+    /// else uses it from now on.
+    unsafe fn new(py: Gil<'py>, state: *mut ThreadState) -> Self {
+        DeadState { state, py }
     }
-    // SAFETY: the state owns a reference to `current`, so it is alive.
-    let this = unsafe { (*current).pimpl };
-    // SAFETY: its live implementation, not borrowed here.
-    unsafe { Greenlet::murder_in_place(this) };
-    // SAFETY: a live state; the field owns its reference. No borrow is created.
-    let slot = unsafe { &raw mut (*state).current };
-    // SAFETY: the GIL is held; the field owns its reference.
-    unsafe { clear_owned(slot) };
+
+    /// The current greenlet, borrowed from the state (or null).
+    fn current(&self) -> *mut PyGreenlet {
+        // SAFETY: the state is live and ours (`new`); a short read.
+        unsafe { (*self.state).current }
+    }
+
+    /// The main greenlet, borrowed from the state (or null).
+    fn main_greenlet(&self) -> *mut PyGreenlet {
+        // SAFETY: the state is live and ours (`new`); a short read.
+        unsafe { (*self.state).main_greenlet }
+    }
+
+    /// Releases the reference `field` owns and nulls it; the release runs after the write,
+    /// with no borrow of the state live.
+    fn clear(&self, field: Field) {
+        let slot: *mut *mut PyObject = match field {
+            // SAFETY: the state is live (`new`); `&raw mut` makes no reference.
+            Field::TraceFunc => unsafe { &raw mut (*self.state).tracefunc },
+            // SAFETY: the state is live (`new`); `&raw mut` makes no reference.
+            Field::Current => unsafe { &raw mut (*self.state).current }.cast(),
+            // SAFETY: the state is live (`new`); `&raw mut` makes no reference.
+            Field::MainGreenlet => unsafe { &raw mut (*self.state).main_greenlet }.cast(),
+        };
+        let _ = self.py;
+        // SAFETY: the GIL is held (`py`); a field of the live state that owns what it holds.
+        unsafe { clear_owned(slot) };
+    }
+
+    /// Kills the dead thread's current greenlet in place (if any) and drops the state's
+    /// reference to it.
+    fn murder_and_clear_current(&self) {
+        let current = self.current();
+        if current.is_null() {
+            return;
+        }
+        // SAFETY: the state holds a reference to `current`, so it and its implementation
+        // are alive.
+        let this = unsafe { (*current).pimpl };
+        // SAFETY: `current`'s live implementation, with no reference into it live here.
+        unsafe { Greenlet::murder_in_place(this) };
+        self.clear(Field::Current);
+    }
+
+    /// Murders and drops the greenlets queued for deletion.
+    fn clear_deleteme_list(&self) {
+        // SAFETY: the GIL is held (`py`); the live state, with no reference into it live.
+        unsafe { clear_deleteme_list(self.state, true) };
+    }
+}
+
+impl Drop for DeadState<'_> {
+    fn drop(&mut self) {
+        // SAFETY: from `Box::into_raw` in `create_slow`, and ours alone (`new`); nothing
+        // uses the pointer after this.
+        drop(unsafe { Box::from_raw(self.state) });
+    }
 }
 
 /// The main greenlet of a dead thread has exactly one reference left that we do not
@@ -418,56 +494,46 @@ unsafe fn murder_and_clear_current(state: *mut ThreadState) {
 /// # Safety
 /// The GIL is held; `old_main` is alive with a reference count of 1.
 unsafe fn drop_stray_main_reference(old_main: *mut PyGreenlet) {
-    // SAFETY: the GIL is held (contract).
+    // SAFETY: the GIL is held for the whole call (this function's contract).
     let py = unsafe { Gil::assume() };
     // SAFETY: C's `clock()` has no preconditions.
     let begin = unsafe { clock() };
-    // SAFETY: the GIL is held.
-    let gc = unsafe { pyo3_ffi::PyImport_ImportModule(c"gc".as_ptr()) };
-    // SAFETY: a new reference or null with an exception set.
-    let Ok(gc) = (unsafe { Owned::from_raw(py, gc) }) else {
+    let Ok(gc) = py.import(c"gc") else {
         return;
     };
-    // SAFETY: the GIL is held; a live module.
-    let get_referrers =
-        unsafe { pyo3_ffi::PyObject_GetAttrString(gc.as_object(), c"get_referrers".as_ptr()) };
+    let get_referrers = gc.borrow().getattr(c"get_referrers");
     drop(gc);
-    // SAFETY: a new reference or null with an exception set.
-    let Ok(get_referrers) = (unsafe { Owned::from_raw(py, get_referrers) }) else {
+    let Ok(get_referrers) = get_referrers else {
         return;
     };
-    let referrers_of = |obj: *mut PyObject| {
-        // SAFETY: the GIL is held; a live callable and a live object.
-        let list = unsafe { pyo3_ffi::PyObject_CallOneArg(get_referrers.as_object(), obj) };
-        // SAFETY: a new reference (a list) or null with an exception set.
-        unsafe { Owned::from_raw(py, list) }
-    };
-    if let Ok(refs) = referrers_of(old_main.cast()) {
-        // SAFETY: the GIL is held; `gc.get_referrers` returns a list.
-        let n = unsafe { pyo3_ffi::PyList_Size(refs.as_object()) };
+    // SAFETY: alive with one reference (this function's contract).
+    let old_main = unsafe { Borrowed::from_ptr(py, old_main.cast::<PyObject>()) };
+    if let Ok(refs) = get_referrers.borrow().call1(old_main) {
+        // `gc.get_referrers` returns a list.
+        let n = refs.borrow().list_len().unwrap_or(-1);
         if n == 0 {
             drop(refs);
             // SAFETY: nothing the GC sees refers to `old_main`: the reference left on the
             // dead thread's stack is the one we drop.
-            unsafe { pyo3_ffi::Py_DECREF(old_main.cast()) };
+            unsafe { pyo3_ffi::Py_DECREF(old_main.as_object()) };
         } else if n == 1 {
-            // SAFETY: the GIL is held; index 0 of a one-item list (borrowed).
+            // SAFETY: the GIL is held (`py`); index 0 of a one-item list (borrowed).
             let item = unsafe { pyo3_ffi::PyList_GetItem(refs.as_object(), 0) };
-            // SAFETY: the GIL is held; `item` is live (the list holds it).
-            let is_switch = unsafe { pyo3_ffi::PyCFunction_Check(item) } != 0
-                // SAFETY: as above.
-                && unsafe { pyo3_ffi::Py_REFCNT(item) } == 2
-                // SAFETY: as above; a C function object.
-                && unsafe { crate::globals::is_switch_method(item) };
+            // SAFETY: the list holds `item` while we look at it; when it goes, the bound
+            // method's other reference (the stray one) keeps it alive.
+            let item = unsafe { Borrowed::from_ptr(py, item) };
+            let is_switch = item.is_cfunction()
+                && item.refcnt() == 2
+                // SAFETY: the GIL is held (`py`); a C function object (checked above).
+                && unsafe { crate::globals::is_switch_method(item.as_object()) };
             if is_switch {
                 // The bound method outlives the list: its other reference is the stray one.
                 drop(refs);
-                if let Ok(refs2) = referrers_of(item) {
-                    // SAFETY: the GIL is held; a list.
-                    if unsafe { pyo3_ffi::PyList_Size(refs2.as_object()) } == 0 {
+                if let Ok(refs2) = get_referrers.borrow().call1(item) {
+                    if refs2.borrow().list_len().unwrap_or(-1) == 0 {
                         // SAFETY: nothing the GC sees refers to the method: the reference
                         // left on the dead thread's stack is the one we drop.
-                        unsafe { pyo3_ffi::Py_DECREF(item) };
+                        unsafe { pyo3_ffi::Py_DECREF(item.as_object()) };
                     }
                     drop(refs2);
                 }
@@ -475,7 +541,7 @@ unsafe fn drop_stray_main_reference(old_main: *mut PyGreenlet) {
         }
     }
     drop(get_referrers);
-    // SAFETY: as above.
+    // SAFETY: as for `begin`.
     let end = unsafe { clock() };
     CLOCKS_USED_DOING_GC.fetch_add((end - begin) as i64, Ordering::Relaxed);
 }

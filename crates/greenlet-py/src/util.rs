@@ -34,9 +34,10 @@ pub(crate) use crate::py::{PyErrSet, PyResult};
 /// # Safety
 /// The GIL is held and `exc` is an exception type.
 pub(crate) unsafe fn set_error(exc: *mut PyObject, msg: &CStr) -> PyErrSet {
-    // SAFETY: the caller holds the GIL; both pointers are valid.
-    unsafe { pyo3_ffi::PyErr_SetString(exc, msg.as_ptr()) };
-    PyErrSet
+    // SAFETY: the GIL is held for the whole call (this function's contract).
+    let py = unsafe { crate::py::Gil::assume() };
+    // SAFETY: `exc` is an exception type (this function's contract).
+    unsafe { py.raise(exc, msg) }
 }
 
 /// `Py_XINCREF` returning its argument.
@@ -45,7 +46,8 @@ pub(crate) unsafe fn set_error(exc: *mut PyObject, msg: &CStr) -> PyErrSet {
 /// The GIL is held and `obj` is null or a live object.
 #[inline(always)]
 pub(crate) unsafe fn xnewref<T>(obj: *mut T) -> *mut T {
-    // SAFETY: see the function contract.
+    // SAFETY: `obj` is null or live and the GIL is held (this function's contract); the new
+    // reference goes to the caller.
     unsafe { pyo3_ffi::Py_XINCREF(obj.cast()) };
     obj
 }
@@ -71,7 +73,8 @@ pub(crate) unsafe fn replace_owned<T>(slot: *mut *mut T, value: *mut T) {
 /// As for [`replace_owned`].
 #[inline]
 pub(crate) unsafe fn clear_owned<T>(slot: *mut *mut T) {
-    // SAFETY: forwarded contract.
+    // SAFETY: `slot` is valid and owns what it holds, with the GIL held (this function's
+    // contract); null is a valid new value.
     unsafe { replace_owned(slot, ptr::null_mut()) }
 }
 
@@ -98,7 +101,8 @@ impl SavedError {
             value: ptr::null_mut(),
             tb: ptr::null_mut(),
         };
-        // SAFETY: GIL held; the out-pointers are valid.
+        // SAFETY: the GIL is held (this function's contract); the out-pointers are fields of
+        // `s`, which takes over the three references.
         unsafe { pyo3_ffi::PyErr_Fetch(&mut s.ty, &mut s.value, &mut s.tb) };
         s
     }
@@ -114,7 +118,8 @@ impl SavedError {
     )]
     pub(crate) unsafe fn restore(self) {
         let s = core::mem::ManuallyDrop::new(self);
-        // SAFETY: GIL held; ownership of the three references moves to the thread state.
+        // SAFETY: the GIL is held (this function's contract); the three references `s` owned
+        // move to the thread state, and `ManuallyDrop` keeps them from being released twice.
         unsafe { pyo3_ffi::PyErr_Restore(s.ty, s.value, s.tb) };
     }
 
@@ -124,7 +129,8 @@ impl SavedError {
     /// The GIL is held.
     pub(crate) unsafe fn discard(self) {
         let s = core::mem::ManuallyDrop::new(self);
-        // SAFETY: the GIL is held (contract); `s` owned the three references.
+        // SAFETY: the GIL is held (this function's contract); `s` owned the three references,
+        // and `ManuallyDrop` keeps its `Drop` from releasing them again.
         unsafe { release_three(s.ty, s.value, s.tb) };
     }
 }
@@ -139,28 +145,14 @@ impl Drop for SavedError {
     }
 }
 
-/// Reports the pending exception, if any, as unraisable, and clears it.
-///
-/// # Safety
-/// The GIL is held.
-pub(crate) unsafe fn write_unraisable_if_set() {
-    // SAFETY: the GIL is held (contract).
-    if unsafe { pyo3_ffi::PyErr_Occurred() }.is_null() {
-        return;
-    }
-    // SAFETY: as above; an exception is set.
-    unsafe { pyo3_ffi::PyErr_WriteUnraisable(ptr::null_mut()) };
-    // SAFETY: as above.
-    unsafe { pyo3_ffi::PyErr_Clear() };
-}
-
 /// Releases three owned references (each may be null).
 ///
 /// # Safety
 /// The GIL is held; each pointer is null or an owned reference.
 unsafe fn release_three(a: *mut PyObject, b: *mut PyObject, c: *mut PyObject) {
     for p in [a, b, c] {
-        // SAFETY: see the function contract.
+        // SAFETY: `p` is null or a reference the caller hands over to be released, with the
+        // GIL held (this function's contract).
         unsafe { pyo3_ffi::Py_XDECREF(p) };
     }
 }

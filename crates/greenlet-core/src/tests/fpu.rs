@@ -17,11 +17,10 @@ mod fp {
     pub(super) fn control() -> (u32, u16) {
         let mut csr = 0u32;
         let mut cw = 0u16;
-        // SAFETY: stmxcsr and fnstcw only write the 4 and 2 bytes at the given addresses.
-        unsafe {
-            asm!("stmxcsr dword ptr [{}]", in(reg) &raw mut csr, options(nostack));
-            asm!("fnstcw word ptr [{}]", in(reg) &raw mut cw, options(nostack));
-        }
+        // SAFETY: stmxcsr only writes the 4 bytes of `csr`.
+        unsafe { asm!("stmxcsr dword ptr [{}]", in(reg) &raw mut csr, options(nostack)) };
+        // SAFETY: fnstcw only writes the 2 bytes of `cw`.
+        unsafe { asm!("fnstcw word ptr [{}]", in(reg) &raw mut cw, options(nostack)) };
         (csr & 0xFFC0, cw)
     }
 
@@ -34,12 +33,12 @@ mod fp {
     pub(super) fn set_rounding(mode: u32) {
         let csr = (control().0 & !RC_MASK) | mode;
         let cw = control().1 ^ 0x0300;
-        // SAFETY: loads control values read back just above with only the rounding and precision
-        // fields changed, both to valid encodings.
-        unsafe {
-            asm!("ldmxcsr dword ptr [{}]", in(reg) &raw const csr, options(nostack));
-            asm!("fldcw word ptr [{}]", in(reg) &raw const cw, options(nostack));
-        }
+        // SAFETY: loads the MXCSR read back just above with only the rounding field changed, to
+        // a valid encoding.
+        unsafe { asm!("ldmxcsr dword ptr [{}]", in(reg) &raw const csr, options(nostack)) };
+        // SAFETY: loads the x87 control word read back just above with only the precision field
+        // changed, to a valid encoding.
+        unsafe { asm!("fldcw word ptr [{}]", in(reg) &raw const cw, options(nostack)) };
     }
 }
 

@@ -60,10 +60,9 @@ impl Drop for Rt {
             drop(unsafe { Box::from_raw(g) });
         }
         // SAFETY: allocated by `init` with Box::into_raw, freed only here.
-        unsafe {
-            drop(Box::from_raw(main));
-            drop(Box::from_raw(self.ctx.get()));
-        }
+        drop(unsafe { Box::from_raw(main) });
+        // SAFETY: as for `main`.
+        drop(unsafe { Box::from_raw(self.ctx.get()) });
     }
 }
 
@@ -168,39 +167,46 @@ impl G {
 /// `target` is a live greenlet of this thread.
 unsafe fn switch_to(target: *mut Greenlet, value: usize) -> usize {
     let mut target = target;
-    // SAFETY: targets and their parents are live greenlets of this thread.
-    unsafe {
-        while (*target).stack.started() && !(*target).stack.active() {
-            target = (*target).parent;
-            assert!(!target.is_null(), "no live ancestor to switch to");
+    loop {
+        // SAFETY: `target` and its ancestors are live greenlets of this thread (contract); the
+        // reference ends with this iteration, before anything else touches the greenlet.
+        let t = unsafe { &*target };
+        if !t.stack.started() || t.stack.active() {
+            break;
         }
+        target = t.parent;
+        assert!(!target.is_null(), "no live ancestor to switch to");
     }
     let current = rt(|rt| rt.current.get());
     rt(|rt| rt.transfer.set(value));
     if target == current {
         return value;
     }
-    // SAFETY: see each step.
-    unsafe {
-        if !(*target).stack.started() {
-            // The mark: a local of *this* frame, the stub's caller, forced into memory.
-            let mut mark = 0usize;
-            let mark_ptr = black_box(&raw mut mark).cast::<u8>();
-            // Returns only once this greenlet is resumed.
-            initial_stub(target, mark_ptr);
-            black_box(&raw mut mark);
-        } else {
-            let ctx = rt(|rt| rt.ctx.get());
-            rt(|rt| rt.switching_target.set(target));
-            // The crate contract: one context per thread, live heap StackStates, nothing borrowed.
-            match switch(ctx, &raw mut (*current).stack, &raw mut (*target).stack) {
-                Ok(SwitchOutcome::Resumed) => {}
-                Ok(SwitchOutcome::Started) => unreachable!("started an active greenlet"),
-                Err(e) => panic!("switch failed: {e}"),
-            }
-            // We are whoever was switched to; the per-thread variable says who.
-            rt(|rt| rt.current.set(rt.switching_target.get()));
+    // SAFETY: `target` is a live greenlet of this thread (contract); a read.
+    if !unsafe { (*target).stack.started() } {
+        // The mark: a local of *this* frame, the stub's caller, forced into memory.
+        let mut mark = 0usize;
+        let mark_ptr = black_box(&raw mut mark).cast::<u8>();
+        // Returns only once this greenlet is resumed.
+        // SAFETY: `target` is unstarted and live; `mark_ptr` is a local of this frame.
+        unsafe { initial_stub(target, mark_ptr) };
+        black_box(&raw mut mark);
+    } else {
+        let ctx = rt(|rt| rt.ctx.get());
+        rt(|rt| rt.switching_target.set(target));
+        // SAFETY: `current` is the running greenlet, live on the heap; `&raw mut` makes no reference.
+        let from = unsafe { &raw mut (*current).stack };
+        // SAFETY: `target` is live (contract); `&raw mut` makes no reference.
+        let to = unsafe { &raw mut (*target).stack };
+        // SAFETY: the crate contract: one context per thread, live heap StackStates, nothing
+        // borrowed across the call.
+        match unsafe { switch(ctx, from, to) } {
+            Ok(SwitchOutcome::Resumed) => {}
+            Ok(SwitchOutcome::Started) => unreachable!("started an active greenlet"),
+            Err(e) => panic!("switch failed: {e}"),
         }
+        // We are whoever was switched to; the per-thread variable says who.
+        rt(|rt| rt.current.set(rt.switching_target.get()));
     }
     rt(|rt| rt.transfer.get())
 }
@@ -216,13 +222,19 @@ unsafe fn switch_to(target: *mut Greenlet, value: usize) -> usize {
 unsafe fn initial_stub(target: *mut Greenlet, mark: *mut u8) {
     let current = rt(|rt| rt.current.get());
     let ctx = rt(|rt| rt.ctx.get());
-    // SAFETY: `current` is the running greenlet, `target` is unstarted, both live on the heap; `mark`
-    // is in our caller's frame (our contract), above this whole frame.
-    let outcome = unsafe {
-        (*target).stack = StackState::for_new_greenlet(mark, &raw const (*current).stack);
-        rt(|rt| rt.switching_target.set(target));
-        switch(ctx, &raw mut (*current).stack, &raw mut (*target).stack)
-    };
+    // SAFETY: `current` is the running greenlet, live on the heap; `&raw` makes no reference.
+    let parent_stack = unsafe { &raw mut (*current).stack };
+    // SAFETY: `target` is unstarted and live on the heap (our contract); `&raw` makes no reference.
+    let target_stack = unsafe { &raw mut (*target).stack };
+    // SAFETY: `mark` is in our caller's frame (our contract), above this whole frame; the parent's
+    // state is live.
+    let fresh = unsafe { StackState::for_new_greenlet(mark, parent_stack) };
+    // SAFETY: `target_stack` is a live field nothing else refers to now.
+    unsafe { *target_stack = fresh };
+    rt(|rt| rt.switching_target.set(target));
+    // SAFETY: the crate contract: one context per thread, live heap StackStates, nothing borrowed,
+    // `target` about to start with its mark in our caller's frame.
+    let outcome = unsafe { switch(ctx, parent_stack, target_stack) };
     match outcome {
         Ok(SwitchOutcome::Resumed) => {
             // The starting greenlet, resumed later by someone.
@@ -240,10 +252,9 @@ unsafe fn initial_stub(target: *mut Greenlet, mark: *mut u8) {
     let me = target;
     rt(|rt| rt.current.set(me));
     // SAFETY: `me` is live; nothing else refers to its fields now.
-    let run = unsafe {
-        (*me).stack.set_active();
-        (*me).run.take().expect("greenlet started twice")
-    };
+    let me_ref = unsafe { &mut *me };
+    me_ref.stack.set_active();
+    let run = me_ref.run.take().expect("greenlet started twice");
     let arg = rt(|rt| rt.transfer.get());
     let value = match panic::catch_unwind(AssertUnwindSafe(move || run(arg))) {
         Ok(v) => v,
@@ -254,11 +265,12 @@ unsafe fn initial_stub(target: *mut Greenlet, mark: *mut u8) {
     };
     // Dying: never saved again, never resumed. Our StackState stays allocated (the runtime frees it
     // with the thread), so it outlives this last switch as the contract requires.
-    // SAFETY: `me` is live and is the running greenlet.
-    unsafe {
-        (*me).stack.set_inactive();
-        switch_to((*me).parent, value);
-    }
+    // SAFETY: `me` is live and is the running greenlet; nothing else refers to its fields now.
+    let me_ref = unsafe { &mut *me };
+    me_ref.stack.set_inactive();
+    let parent = me_ref.parent;
+    // SAFETY: the parent of a live greenlet is a live greenlet of this thread.
+    unsafe { switch_to(parent, value) };
     // A dead greenlet is never switched to: `switch_to` forwards to its parent.
     std::process::abort();
 }

@@ -196,7 +196,9 @@ pub const FRAME_OWNED_BY_GENERATOR: c_char = 1;
 #[cfg(Py_3_11)]
 #[inline(always)]
 pub unsafe fn frame_object_of(frame: *mut InterpreterFrame) -> *mut FrameObject {
-    // SAFETY: see the function contract; the owner byte is initialised in every frame.
+    // SAFETY: `frame` is null (checked first) or a live frame, whose `owner` byte is
+    // initialised in every frame and whose `frame_obj` is initialised in the frames owned by
+    // a thread or a generator, the only ones read (contract).
     unsafe {
         if frame.is_null()
             || !matches!(

@@ -6,7 +6,7 @@
 //! every supported minor version (3.10 to 3.15) in version groups, each gated by the
 //! `Py_3_x` cfgs that `pyo3-build-config` emits for the interpreter we build against
 //! and commented with the CPython change behind it. The structs are declared with
-//! `mirrors!` (`cpython/mirror.rs`), which also lists every field for `tools/layout-check`
+//! `mirrors!` (`mirror.rs`), which also lists every field for `tools/layout-check`
 //! (`offsetof` vs `offset_of!` against the real headers); on 3.13+ they are also checked
 //! against the running interpreter's `_Py_DebugOffsets` at import (`selfcheck.rs`).
 

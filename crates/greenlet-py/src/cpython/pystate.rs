@@ -343,7 +343,7 @@ pub fn is_finalizing() -> bool {
     // SAFETY: reads a runtime flag; callable with or without the GIL.
     #[cfg(not(Py_3_13))]
     let r = unsafe { _Py_IsFinalizing() };
-    // SAFETY: as above.
+    // SAFETY: reads a runtime flag; documented as callable with or without the GIL.
     #[cfg(Py_3_13)]
     let r = unsafe { pyo3_ffi::Py_IsFinalizing() };
     r != 0
@@ -373,7 +373,8 @@ pub unsafe fn enter_tracing(ts: *mut PyThreadState) {
 /// `ts` is the current thread state, inside [`enter_tracing`].
 #[inline]
 pub unsafe fn leave_tracing(ts: *mut PyThreadState) {
-    // SAFETY: as for `enter_tracing`.
+    // SAFETY: `ts` is the live current thread state (contract); on 3.10 its `cframe` is the
+    // record of the innermost running eval loop, valid while Python runs on this thread.
     unsafe {
         #[cfg(not(Py_3_11))]
         {
