@@ -16,24 +16,20 @@
 //!
 //! The C stack itself is switched by the `greenlet-core` crate.
 
-// One unsafe operation per block, each with its own `// SAFETY:` (the switch path and
-// the files other engineers own opt out below, with their reasons). Not in
-// `[workspace.lints]` yet: greenlet-core does not pass it.
+// One unsafe operation per block, each with its own `// SAFETY:` (the switch path and the
+// data-stack pool opt out below, with their reasons). greenlet-core denies it as well, in
+// its own lib.rs.
 #![deny(clippy::multiple_unsafe_ops_per_block)]
 
 mod capi;
 /// Public only for `tools/layout-check`, which compares these mirrors with the C headers;
 /// not an API.
 #[doc(hidden)]
-#[allow(
-    clippy::multiple_unsafe_ops_per_block,
-    reason = "kept whole for now by the engineer who owns these mirrors"
-)]
 pub mod cpython;
 #[cfg(Py_3_11)]
 #[allow(
     clippy::multiple_unsafe_ops_per_block,
-    reason = "kept whole for now by the engineer who owns this file"
+    reason = "the data-stack pool: each block initialises or frees a chunk this code owns exclusively, under the one invariant its comment states"
 )]
 mod datastack;
 mod exception_state;

@@ -196,19 +196,16 @@ pub const FRAME_OWNED_BY_GENERATOR: c_char = 1;
 #[cfg(Py_3_11)]
 #[inline(always)]
 pub unsafe fn frame_object_of(frame: *mut InterpreterFrame) -> *mut FrameObject {
-    // SAFETY: `frame` is null (checked first) or a live frame, whose `owner` byte is
-    // initialised in every frame and whose `frame_obj` is initialised in the frames owned by
-    // a thread or a generator, the only ones read (contract).
-    unsafe {
-        if frame.is_null()
-            || !matches!(
-                (*frame).owner,
-                FRAME_OWNED_BY_THREAD | FRAME_OWNED_BY_GENERATOR
-            )
-        {
-            core::ptr::null_mut()
-        } else {
-            (*frame).frame_obj
-        }
+    if frame.is_null() {
+        return core::ptr::null_mut();
     }
+    // SAFETY: `frame` is a live frame (contract; not null), and `owner` is initialised in
+    // every frame.
+    let owner = unsafe { (*frame).owner };
+    if !matches!(owner, FRAME_OWNED_BY_THREAD | FRAME_OWNED_BY_GENERATOR) {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: a live frame owned by a thread or a generator, whose `frame_obj` is always
+    // initialised (null or its frame object).
+    unsafe { (*frame).frame_obj }
 }

@@ -355,16 +355,21 @@ pub fn is_finalizing() -> bool {
 /// `ts` is the current thread state.
 #[inline]
 pub unsafe fn enter_tracing(ts: *mut PyThreadState) {
-    // SAFETY: live current thread state; its cframe is valid while Python runs.
-    unsafe {
-        #[cfg(not(Py_3_11))]
-        {
-            (*ts).tracing += 1;
-            (*(*ts).cframe).use_tracing = 0;
-        }
-        #[cfg(Py_3_11)]
-        pyo3_ffi::PyThreadState_EnterTracing(ts.cast());
+    #[cfg(not(Py_3_11))]
+    {
+        // SAFETY: `ts` is the live current thread state (contract), touched by no one
+        // else while this thread runs.
+        let ts = unsafe { &mut *ts };
+        ts.tracing += 1;
+        // SAFETY: on 3.10 `cframe` is the record of the innermost running eval loop,
+        // valid while Python runs on this thread.
+        unsafe { (*ts.cframe).use_tracing = 0 };
     }
+    // SAFETY: `ts` is the current thread state (contract).
+    #[cfg(Py_3_11)]
+    unsafe {
+        pyo3_ffi::PyThreadState_EnterTracing(ts.cast())
+    };
 }
 
 /// `PyThreadState_LeaveTracing` (3.11+), with its 3.10 equivalent.
@@ -373,16 +378,20 @@ pub unsafe fn enter_tracing(ts: *mut PyThreadState) {
 /// `ts` is the current thread state, inside [`enter_tracing`].
 #[inline]
 pub unsafe fn leave_tracing(ts: *mut PyThreadState) {
-    // SAFETY: `ts` is the live current thread state (contract); on 3.10 its `cframe` is the
-    // record of the innermost running eval loop, valid while Python runs on this thread.
-    unsafe {
-        #[cfg(not(Py_3_11))]
-        {
-            (*ts).tracing -= 1;
-            let tracing = !(*ts).c_tracefunc.is_null() || !(*ts).c_profilefunc.is_null();
-            (*(*ts).cframe).use_tracing = tracing as c_int;
-        }
-        #[cfg(Py_3_11)]
-        pyo3_ffi::PyThreadState_LeaveTracing(ts.cast());
+    #[cfg(not(Py_3_11))]
+    {
+        // SAFETY: `ts` is the live current thread state (contract), touched by no one
+        // else while this thread runs.
+        let ts = unsafe { &mut *ts };
+        ts.tracing -= 1;
+        let tracing = !ts.c_tracefunc.is_null() || !ts.c_profilefunc.is_null();
+        // SAFETY: on 3.10 `cframe` is the record of the innermost running eval loop,
+        // valid while Python runs on this thread.
+        unsafe { (*ts.cframe).use_tracing = tracing as c_int };
     }
+    // SAFETY: `ts` is the current thread state, inside `enter_tracing` (contract).
+    #[cfg(Py_3_11)]
+    unsafe {
+        pyo3_ffi::PyThreadState_LeaveTracing(ts.cast())
+    };
 }
