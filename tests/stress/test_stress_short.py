@@ -1,0 +1,33 @@
+"""The short stress run for ``make test``: a few seeds of the harness, each in
+its own interpreter (see ``tests/stress/__init__.py``)."""
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import run  # noqa: E402  (tests/stress/run.py)
+
+OPS_PER_SEED = int(os.environ.get("GREENLET_STRESS_OPS", "6000"))
+SEEDS = range(1, 1 + int(os.environ.get("GREENLET_STRESS_SEEDS", "8")))
+
+
+def _check(res):
+    if not res.get("ok"):
+        import io
+        buf = io.StringIO()
+        run.report(res, buf)
+        pytest.fail(buf.getvalue(), pytrace=False)
+    assert res["ops"] == OPS_PER_SEED
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_stress_seed(seed):
+    _check(run.run_seed(seed, OPS_PER_SEED, ["--batch", "250"], timeout=300))
+
+
+@pytest.mark.parametrize("seed", [101, 102])
+def test_stress_seed_threads_signals(seed):
+    _check(run.run_seed(seed, OPS_PER_SEED, ["--batch", "250", "--threads", "--signals"],
+                        timeout=300))
