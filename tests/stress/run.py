@@ -76,11 +76,13 @@ def main(argv=None):
     ap.add_argument("--signals", action="store_true")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--timeout", type=int, default=600, help="seconds per seed")
+    ap.add_argument("--refcount", choices=("auto", "on", "off"), default="auto",
+                    help="see worker.py --help")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
     if args.ops is None and args.minutes is None:
         args.ops = 20000
-    opts = ["--batch", str(args.batch)]
+    opts = ["--batch", str(args.batch), "--refcount", args.refcount]
     if args.threads:
         opts.append("--threads")
     if args.signals:
@@ -96,6 +98,7 @@ def main(argv=None):
     next_seed = args.seed
     last_seed = None
     crashes = failures = leaked = 0
+    refs_checked = False
     running = []
     from concurrent.futures import ThreadPoolExecutor
     pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
@@ -125,6 +128,7 @@ def main(argv=None):
         elif not res.get("ok"):
             failures += 1
         leaked += res.get("leaked_refs", 0) or 0
+        refs_checked = refs_checked or bool(res.get("refcount_checked"))
         if not res.get("ok"):
             report(res, sys.stdout)
         elif not args.quiet:
@@ -135,6 +139,8 @@ def main(argv=None):
         done_ops, args.seed, last_seed if last_seed is not None else args.seed - 1, crashes, leaked)
     if failures:
         line += ", %d failures" % failures
+    if not refs_checked:
+        line += " (objects counted; sys.gettotalrefcount() not checked)"
     line += " (%.0fs)" % (time.time() - start)
     sys.stdout.write(line + "\n")
     return 1 if (crashes or failures or leaked) else 0
