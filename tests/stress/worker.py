@@ -487,6 +487,8 @@ def verify(self, gid):
                 self.fail("trace events %r, expected %r" % (got, p["events"]))
             del self.events[:]
     self.killed = []
+    # walk the gr_frame chain of one suspended greenlet per step
+    pick = self.rng.choice(list(self.recs)) if self.rng.random() < 0.5 else None
     for r in self.recs.values():
         alive = r.wref() is not None
         if alive != r.exists:
@@ -497,10 +499,13 @@ def verify(self, gid):
         g = self.obj(r.gid)
         suspended = r.state == "active" and r.gid != gid
         facts = (g.dead, bool(g), getattr(g.parent, "_gid", None), g.gr_frame is not None)
+        chain = frame_chain(g.gr_frame) if suspended and r.gid == pick else None
         g = None
         want = (r.state == "dead", r.state == "active", r.parent, suspended)
         if facts != want:
             self.fail("g%d (dead, bool, parent, has gr_frame) = %r, model %r" % (r.gid, facts, want))
+        if chain is not None:
+            self.check_chain(r, chain)
     r = self.recs[gid]
     if r.state != "active":
         self.fail("g%d runs but model state is %s" % (gid, r.state))
@@ -519,6 +524,34 @@ def verify(self, gid):
     if set(self.freed_cb) != {x.gid for x in self.recs.values() if not x.exists}:
         self.fail("weakref callbacks %s, freed in model %s" % (
             sorted(self.freed_cb), sorted(x.gid for x in self.recs.values() if not x.exists)))
+
+
+def frame_chain(frame):
+    names = []
+    while frame is not None and len(names) < 5000:
+        names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    return names
+
+
+NEST_FRAMES = {"exc": lambda n: 4, "frames": lambda n: 4 + n}
+
+
+@op
+def check_chain(self, r, chain):
+    """A suspended greenlet's gr_frame: the switch call's lambda on top; for a
+    non-main greenlet exactly the frames the model predicts down to ``run``,
+    whose f_back is None; for main, down to the worker's module frame."""
+    if chain[0] != "<lambda>" or chain[1] != "site":
+        self.fail("g%d gr_frame chain starts %r" % (r.gid, chain[:4]))
+    if r.gid == 0:
+        if chain[-1] != "<module>":
+            self.fail("main gr_frame chain ends %r" % (chain[-4:],))
+        return
+    depth = 3 + 4 + sum(NEST_FRAMES[k](n) for k, n in r.nest)
+    if chain[-2:] != ["_body", "run"] or len(chain) != depth:
+        self.fail("g%d gr_frame chain of %d frames ends %r, model %d frames" % (
+            r.gid, len(chain), chain[-3:], depth))
 
 
 def _weak_cb(gid):
