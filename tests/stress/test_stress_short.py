@@ -31,3 +31,10 @@ def test_stress_seed(seed):
 def test_stress_seed_threads_signals(seed):
     _check(run.run_seed(seed, OPS_PER_SEED, ["--batch", "250", "--threads", "--signals"],
                         timeout=300))
+
+
+def test_leak_check_catches_a_leak():
+    """The harness itself: one object leaked every 25 operations must fail."""
+    res = run.run_seed(1, 4000, ["--batch", "250", "--inject-leak", "25"], timeout=300)
+    assert not res.get("ok") and not res.get("crash"), res
+    assert "sustained growth" in res.get("error", ""), res.get("error")

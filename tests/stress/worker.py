@@ -12,6 +12,7 @@ The last line printed is ``RESULT {json}``; any invariant failure prints the
 seed, the step and the tail of the operation log and exits with status 1.
 """
 import argparse
+import array
 import collections
 import contextvars
 import gc
@@ -131,6 +132,8 @@ class World:
         self.pending = None         # predicted outcome of the last op
         self.stats = collections.Counter()
         self.batch_index = 0
+        self.without = ()
+        self.inject_leak = 0
 
     # -- tokens, log -------------------------------------------------------
     def token(self):
@@ -315,6 +318,7 @@ def normalize(value):
     return value
 
 
+_INJECTED = []
 W = None      # the World of this process
 H = {}        # gid -> greenlet: the harness's own references
 
@@ -401,6 +405,10 @@ def _one_op(self, gid):
         choices.append(("thread", 1))
     if gid == 0 and self.use_signals:
         choices.append(("signal", 1))
+    if self.inject_leak and self.done_ops % self.inject_leak == 0:
+        _INJECTED.append([])    # a (gc-tracked) leak on purpose: tests the leak check
+    if self.without:
+        choices = [(n, 0 if n in self.without else w) for n, w in choices]
     total = sum(w for _, w in choices)
     x = self.rng.random() * total
     for name, w in choices:
@@ -1131,13 +1139,20 @@ def measure():
 WARM_BATCHES = 3
 
 
-def leak_trend(values, warm=WARM_BATCHES):
-    """Sustained growth: every one of the last 4 batch-to-batch deltas is positive."""
+def leak_trend(values, warm=WARM_BATCHES, min_slope=4.0):
+    """Sustained growth after the warm-up batches: the least-squares slope is
+    at least ``min_slope`` per batch (the harness's own bookkeeping and the
+    interpreter's caches give about 1, with noise of +-20 between batches),
+    and the last value is above everything in the first half.  Returns the
+    growth (last - first) or 0."""
     vals = values[warm:]
-    if len(vals) < 5:
+    n = len(vals)
+    if n < 6:
         return 0
-    deltas = [b - a for a, b in zip(vals, vals[1:])]
-    if all(d > 0 for d in deltas[-4:]):
+    mx = (n - 1) / 2.0
+    my = sum(vals) / float(n)
+    slope = sum((i - mx) * (v - my) for i, v in enumerate(vals)) / sum((i - mx) ** 2 for i in range(n))
+    if slope >= min_slope and vals[-1] > max(vals[: n // 2]):
         return vals[-1] - vals[0]
     return 0
 
@@ -1153,15 +1168,26 @@ def main(argv=None):
                     help="check sys.gettotalrefcount() on a debug build; auto: not on "
                     "upstream greenlet, whose deallocation resurrects with Py_SET_REFCNT "
                     "and so drifts the total by a few references per greenlet")
+    ap.add_argument("--without", default="", help="comma-separated operations to leave out "
+                    "(to narrow a failure down): " + ",".join(ALL_OPS + ("thread", "signal")))
+    ap.add_argument("--inject-leak", type=int, default=0, metavar="K",
+                    help="leak one object every K operations (checks the leak check)")
     args = ap.parse_args(argv)
     use_refs = HAS_TOTALREFCOUNT and (
         args.refcount == "on" or (args.refcount == "auto" and
                                   getattr(greenlet, "__implementation__", None) == "greenlet-rs"))
     gc.disable()
     world = World(args.seed, args.ops, args.batch, args.threads, args.signals)
+    world.inject_leak = args.inject_leak
+    world.without = tuple(x for x in args.without.split(",") if x)
     _install(world)
     greenlet.settrace(None)
-    series_objs, series_refs = [], []
+    # Preallocated, so that recording a measurement allocates nothing the next
+    # measurement would count (appending ints to lists adds a few references
+    # per batch).
+    n_batches = -(-args.ops // args.batch)
+    series_objs = array.array("q", [0]) * n_batches
+    series_refs = array.array("q", [0]) * n_batches
     baseline_green = None
     result = {"seed": args.seed, "ops": 0, "ok": True, "leaked_refs": 0, "leaked_objs": 0}
     try:
@@ -1175,9 +1201,11 @@ def main(argv=None):
             elif n_green > baseline_green:
                 world.fail("%d greenlet objects alive after teardown, baseline %d" % (
                     n_green, baseline_green))
-            series_objs.append(n_objs)
+            series_objs[world.batch_index - 1] = n_objs
             if refs is not None:
-                series_refs.append(refs)
+                series_refs[world.batch_index - 1] = refs
+        series_objs = list(series_objs[:world.batch_index])
+        series_refs = list(series_refs[:world.batch_index]) if HAS_TOTALREFCOUNT else []
         result["leaked_objs"] = leak_trend(series_objs)
         result["leaked_refs"] = leak_trend(series_refs) if use_refs else 0
         result["refcount_checked"] = use_refs
@@ -1196,8 +1224,8 @@ def main(argv=None):
     result["ops"] = world.done_ops
     result["steps"] = world.step
     result["stats"] = dict(world.stats)
-    result["series_objs"] = series_objs
-    result["series_refs"] = series_refs
+    result["series_objs"] = list(series_objs)
+    result["series_refs"] = list(series_refs)
     if not result["ok"]:
         result["log"] = list(world.log)
     greenlet.settrace(None)
