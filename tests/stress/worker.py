@@ -134,8 +134,13 @@ class World:
         self.batch_index = 0
         self.without = ()
         self.inject_leak = 0
+        self.dump = None
+        self.unraisables = []
 
     # -- tokens, log -------------------------------------------------------
+    def unraisable(self, u):
+        self.unraisables.append("%s: %r (object %r)" % (u.err_msg, u.exc_value, type(u.object)))
+
     def token(self):
         self.tok += 1
         return self.tok
@@ -486,8 +491,12 @@ def verify(self, gid):
     if p is not None:
         if set(self.killed) != p["killed"]:
             self.fail("killed %s, model predicted %s" % (sorted(self.killed), sorted(p["killed"])))
+        if self.unraisables:
+            self.fail("unraisable exception: %s" % self.unraisables[0])
         if self.events is not None:
             got = self.events[p["mark"]:]
+            if self.dump is not None and got:
+                self.dump.write("%d %r\n" % (self.step, got))
             for ev in got:
                 if ev[0] not in ("switch", "throw") or ev[1] < 0 or ev[2] < 0:
                     self.fail("malformed trace event %r" % (ev,))
@@ -1170,6 +1179,8 @@ def main(argv=None):
                     "and so drifts the total by a few references per greenlet")
     ap.add_argument("--without", default="", help="comma-separated operations to leave out "
                     "(to narrow a failure down): " + ",".join(ALL_OPS + ("thread", "signal")))
+    ap.add_argument("--dump-events", metavar="FILE",
+                    help="write every trace event with its step (compare.py diffs two runs)")
     ap.add_argument("--inject-leak", type=int, default=0, metavar="K",
                     help="leak one object every K operations (checks the leak check)")
     args = ap.parse_args(argv)
@@ -1179,6 +1190,8 @@ def main(argv=None):
     gc.disable()
     world = World(args.seed, args.ops, args.batch, args.threads, args.signals)
     world.inject_leak = args.inject_leak
+    world.dump = open(args.dump_events, "w") if args.dump_events else None
+    sys.unraisablehook = world.unraisable
     world.without = tuple(x for x in args.without.split(",") if x)
     _install(world)
     greenlet.settrace(None)
@@ -1229,6 +1242,8 @@ def main(argv=None):
     if not result["ok"]:
         result["log"] = list(world.log)
     greenlet.settrace(None)
+    if world.dump is not None:
+        world.dump.close()
     sys.stdout.write("RESULT " + json.dumps(result) + "\n")
     sys.stdout.flush()
     os._exit(0 if result["ok"] else 1)
