@@ -394,7 +394,7 @@ def _loop(self, gid):
 
 World.loop = _loop
 
-ALL_OPS = ("create", "switch", "throw", "finish", "drop", "reparent", "ctx",
+ALL_OPS = ("create", "switch", "throw", "finish", "drop", "reparent", "attr", "ctx",
            "exc", "trace", "gc", "cycle", "unres")
 
 
@@ -404,7 +404,7 @@ def _one_op(self, gid):
     n_exist = sum(1 for x in self.recs.values() if x.exists)
     choices = [("create", 10 if n_exist < 12 else 1), ("switch", 30), ("throw", 8),
                ("finish", 0 if gid == 0 else 8), ("drop", 8 if n_exist > 4 else 2),
-               ("reparent", 5), ("ctx", 6), ("exc", 6), ("trace", 3), ("gc", 1),
+               ("reparent", 5), ("attr", 3), ("ctx", 6), ("exc", 6), ("trace", 3), ("gc", 1),
                ("cycle", 1), ("unres", 2 if RESURRECTED else 0)]
     if gid == 0 and self.use_threads:
         choices.append(("thread", 1))
@@ -523,6 +523,13 @@ def verify(self, gid):
             self.fail("g%d (dead, bool, parent, has gr_frame) = %r, model %r" % (r.gid, facts, want))
         if chain is not None:
             self.check_chain(r, chain)
+        if r.gid == pick:
+            words = repr(self.obj(r.gid)).rsplit(")", 1)[-1].strip(" >")
+            want = {"new": "pending", "dead": "dead"}.get(r.state) or (
+                ("current" if r.gid == gid else "suspended") + " active started"
+                + (" main" if r.gid == 0 else ""))
+            if words != want:
+                self.fail("repr(g%d) ends %r, model %r" % (r.gid, words, want))
     r = self.recs[gid]
     if r.state != "active":
         self.fail("g%d runs but model state is %s" % (gid, r.state))
@@ -769,6 +776,49 @@ def expect_error(self, fn, typ, msg):
 @op
 def cur_gid(self):
     return getcurrent()._gid
+
+
+@op
+def op_attr(self, gid):
+    """Attribute and argument errors that must leave everything as it was."""
+    t = self.rng.choice(list(H))
+    r = self.recs[t]
+    kind = self.rng.randrange(7)
+    self.note(gid, "attr %d on g%d" % (kind, t))
+    if kind == 0:
+        self.expect_error(lambda: H[t].throw(1), TypeError,
+                          "exceptions must be classes, or instances, not int")
+    elif kind == 1:
+        self.expect_error(lambda: H[t].throw(Boom, Boom(), "tb"), TypeError,
+                          "throw() third argument must be a traceback object")
+    elif kind == 2:
+        self.expect_error(lambda: H[t].throw(Boom(1), 2), TypeError,
+                          "instance exception may not have a separate value")
+    elif kind == 3:
+        self.expect_error(lambda: delattr(H[t], "gr_context"), AttributeError,
+                          "can't delete context attribute")
+    elif r.cls is SubRun:
+        self.settle(gid, [])            # its run is a method of the class
+    elif t == 0:
+        if kind == 4:
+            self.expect_error(lambda: setattr(H[t], "run", len), AttributeError,
+                              "Main greenlets do not have a run attribute.")
+        else:
+            self.expect_error(lambda: H[t].run, AttributeError,
+                              "Main greenlets do not have a run attribute.")
+    elif r.state == "new":
+        if kind == 4:
+            H[t].run = _make_run(t)         # a new run before the start is fine
+        else:
+            if not callable(H[t].run):
+                self.fail("g%d.run is not callable before its start" % t)
+        self.settle(gid, [])
+    elif kind in (4, 5):
+        self.expect_error(lambda: setattr(H[t], "run", len), AttributeError,
+                          "run cannot be set after the start of the greenlet")
+    else:
+        self.expect_error(lambda: H[t].run, AttributeError, "run")
+    return None
 
 
 @op
