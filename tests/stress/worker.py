@@ -558,7 +558,7 @@ def frame_chain(frame):
     return names
 
 
-NEST_FRAMES = {"exc": lambda n: 4, "frames": lambda n: 4 + n}
+NEST_FRAMES = {"exc": lambda n: 4, "frames": lambda n: 4 + n, "c": lambda n: 4 + 2 * n}
 
 
 @op
@@ -881,10 +881,23 @@ def op_exc(self, gid):
         self.settle(gid, [])
         return _unless_left(_nest_exc(self, gid, tok))
     n = self.rng.randrange(1, 30)
-    self.note(gid, "enter %d frames" % n)
-    r.nest.append(("frames", n))
+    if self.rng.random() < 0.5:
+        self.note(gid, "enter %d frames" % n)
+        r.nest.append(("frames", n))
+        self.settle(gid, [])
+        return _unless_left(_nest_frames(self, gid, n))
+    self.note(gid, "enter %d C-recursion levels" % n)
+    r.nest.append(("c", n))
     self.settle(gid, [])
-    return _unless_left(_nest_frames(self, gid, n))
+    return _unless_left(_nest_c(self, gid, n))
+
+
+def _nest_c(world, gid, n):
+    """Recursion through C (map, list): each level leaves C frames on the
+    machine stack, so greenlets suspended here have big stack slices to save."""
+    if n > 0:
+        return list(map(lambda _: _nest_c(world, gid, n - 1), (0,)))[0]
+    return world.loop(gid)
 
 
 def _unless_left(res):
