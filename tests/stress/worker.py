@@ -1208,23 +1208,29 @@ def measure():
     return n_objs, n_green, refs
 
 
-WARM_BATCHES = 3
+WARM_BATCHES = 4
+
+
+def _slope(vals):
+    n = len(vals)
+    mx = (n - 1) / 2.0
+    my = sum(vals) / float(n)
+    return sum((i - mx) * (v - my) for i, v in enumerate(vals)) / sum((i - mx) ** 2 for i in range(n))
 
 
 def leak_trend(values, warm=WARM_BATCHES, min_slope=4.0):
     """Sustained growth after the warm-up batches: the least-squares slope is
-    at least ``min_slope`` per batch (the harness's own bookkeeping and the
-    interpreter's caches give about 1, with noise of +-20 between batches),
-    and the last value is above everything in the first half.  Returns the
-    growth (last - first) or 0."""
+    at least ``min_slope`` per batch over all of them and over their second
+    half (caches warming flatten out, a leak does not; the harness's own
+    bookkeeping gives about 1, with noise of +-30 between batches), and the
+    last value is above everything in the first half.  Returns the growth
+    (last - first) or 0."""
     vals = values[warm:]
     n = len(vals)
-    if n < 6:
+    if n < 12:          # too short to tell warming from leaking (noise +-30)
         return 0
-    mx = (n - 1) / 2.0
-    my = sum(vals) / float(n)
-    slope = sum((i - mx) * (v - my) for i, v in enumerate(vals)) / sum((i - mx) ** 2 for i in range(n))
-    if slope >= min_slope and vals[-1] > max(vals[: n // 2]):
+    if (_slope(vals) >= min_slope and _slope(vals[n // 2:]) >= min_slope
+            and vals[-1] > max(vals[: n // 2])):
         return vals[-1] - vals[0]
     return 0
 
