@@ -12,7 +12,11 @@ Layout
 ``run.py``     runs seeds in subprocesses (a crash or hang is reported with its
                seed, never kills the harness) and prints the summary line
                ``stress: N operations, seeds A..B, 0 crashes, 0 leaked references``.
-``test_stress_short.py``  the short pytest run (about 30-60 s).
+``compare.py`` runs the same seeds under two interpreters (greenlet-rs and
+               upstream) and diffs every trace event step by step.
+``test_stress_short.py``  the short pytest run (about 30-60 s; fewer seeds on a
+               debug build; ``GREENLET_STRESS_OPS``/``GREENLET_STRESS_SEEDS``
+               override).
 
 Operations
 ----------
@@ -49,11 +53,28 @@ baseline, and ``len(gc.get_objects())`` (and ``sys.gettotalrefcount()`` on a
 debug build) must not grow in each of the last four batch-to-batch steps after
 three warm-up batches.
 
+What the harness steers around (both implementations, see worker.py)
+---------------------------------------------------------------------
+* ``GEXIT_TO_NEW``: a GreenletExit that becomes a value and lands in a greenlet
+  that has not started calls ``run`` with a non-tuple argument list (asserts in
+  a debug CPython, undefined on a release one).
+* ``GC_COLLECTS_SUSPENDED``: from CPython 3.15 gc frees suspended greenlets in
+  cycles without unwinding them; no collections mid-batch there.
+* A suspended greenlet whose frame holds it (a subclass with a ``run`` method),
+  or a cycle of suspended greenlets, is never freed before 3.15: the model
+  counts such references and finishes every greenlet before dropping them.
+* Upstream's ``sys.gettotalrefcount()`` drifts (its deallocation resurrects
+  with ``Py_SET_REFCNT``), so the total is checked only on greenlet-rs
+  (``--refcount on`` forces it).
+
+Narrowing a failure down: ``worker.py --without gc,thread,...`` leaves
+operations out; ``--dump-events FILE`` writes the trace events.
+
 Commands
 --------
 Short run (``make test``)::
 
-    python -m pytest tests/stress -q
+    python -m pytest tests/stress -q -p no:cacheprovider
 
 Long run (``make stress``), at least 1,000,000 operations::
 
