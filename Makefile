@@ -5,7 +5,7 @@ VENV     ?= .venv
 DEV_VENV ?= .venv-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help demo build-dev lint test-rust test-py test bench wheels
+.PHONY: help demo build-dev lint test-rust test-py test stress bench wheels
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -36,6 +36,12 @@ test-py: ## the Python suites on one interpreter (PYTHON=python3.12, a path, 3.1
 
 test: ## every test on every CPython found; names the ones of the matrix it skipped (PYTHONS="3.11 debian-3.14" to choose)
 	bash tools/test.sh
+
+STRESS_OPS ?= 1000000
+stress: ## long stress run (STRESS_OPS=1000000 random operations, threads and signals) on PYTHON, built into .venv-stress-<name>
+	test -x .venv-stress-$(notdir $(PYTHON))/bin/python || $(PYTHON) -m venv .venv-stress-$(notdir $(PYTHON))
+	.venv-stress-$(notdir $(PYTHON))/bin/pip install -q .
+	.venv-stress-$(notdir $(PYTHON))/bin/python tests/stress/run.py --seed 1 --ops $(STRESS_OPS) --ops-per-seed 10000 --threads --signals --jobs 2
 
 bench: ## benchmarks against upstream greenlet 3.5.6, side by side (BENCH_ARGS=--quick|--fast)
 	$(PYTHON) benchmarks/compare.py $(BENCH_ARGS)

@@ -342,7 +342,7 @@ fi
 # ---------------------------------------------------------------- Python
 
 PYTEST_DIRS=()
-for d in tests/python tests/cython; do
+for d in tests/python tests/cython tests/stress; do
     [ -d "$d" ] && PYTEST_DIRS+=("$d")
 done
 

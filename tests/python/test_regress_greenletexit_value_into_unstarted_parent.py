@@ -2,28 +2,18 @@
 value, delivered to a greenlet that has not started yet.
 
 When a greenlet ends with GreenletExit (raised in it, or thrown into it before
-it started), greenlet hands the exception instance itself to the parent as the
-result.  If the parent has not started, greenlet starts it with
-``run(*args)`` where ``args`` is that instance, not a tuple:
+it started), the exception instance is the result its parent receives. A
+running parent gets the instance back from ``switch()``; a parent that has not
+started is started with it, as ``run(exc)``, like any other result.
 
-* on a debug CPython, ``_PyObject_Call`` fails its ``PyTuple_Check(args)``
-  assertion (abort);
-* on a release CPython the instance is read as a tuple: its ``__dict__``
-  pointer becomes the argument count, so an exception with an attribute set
-  crashes (SIGSEGV), one without happens to give ``run()`` no arguments.
-
-Upstream greenlet 3.5.6 does exactly the same (the harness steers around it,
-see GEXIT_TO_NEW in tests/stress/worker.py), so these tests are expected to
-fail on both until the lead decides on a fix; they run in a subprocess so the
-crash cannot take pytest down.
+Upstream greenlet 3.5.6 hands the bare instance over as the argument tuple
+instead: on a debug CPython ``_PyObject_Call`` fails its ``PyTuple_Check(args)``
+assertion (abort); on a release CPython the instance is read as a tuple, and
+an exception with an attribute set crashes (SIGSEGV). These tests therefore
+fail on upstream (they run in a subprocess, so the crash cannot take pytest
+down); greenlet-rs wraps the instance in a 1-tuple like every other result.
 """
 import pytest
-
-XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="run() of an unstarted parent is called with a GreenletExit instance as its "
-           "argument tuple (abort on a debug CPython, SIGSEGV on a release one); upstream "
-           "3.5.6 too")
 
 RAISED = """
 import greenlet
@@ -32,7 +22,13 @@ def ends_with_greenletexit():
     e.note = "an attribute: the exception has a __dict__"
     raise e
 parent = greenlet.greenlet(lambda *args, **kwargs: ("parent ran", args, kwargs))
-print(greenlet.greenlet(ends_with_greenletexit, parent=parent).switch())
+result = greenlet.greenlet(ends_with_greenletexit, parent=parent).switch()
+tag, args, kwargs = result
+assert tag == "parent ran", result
+assert len(args) == 1 and isinstance(args[0], greenlet.GreenletExit), result
+assert args[0].args == ("x",) and args[0].note.startswith("an attribute"), result
+assert kwargs == {}, result
+print("ok")
 """
 
 THROWN = """
@@ -41,13 +37,25 @@ parent = greenlet.greenlet(lambda *args, **kwargs: ("parent ran", args, kwargs))
 child = greenlet.greenlet(lambda: None, parent=parent)
 exc = greenlet.GreenletExit("y")
 exc.note = "an attribute: the exception has a __dict__"
-print(child.throw(exc))
+result = child.throw(exc)
+assert result == ("parent ran", (exc,), {}), result
+assert child.dead
+print("ok")
+"""
+
+RUNNING_PARENT = """
+import greenlet
+def ends_with_greenletexit():
+    raise greenlet.GreenletExit("z")
+value = greenlet.greenlet(ends_with_greenletexit).switch()
+assert isinstance(value, greenlet.GreenletExit) and value.args == ("z",), value
+print("ok")
 """
 
 
-@XFAIL
-@pytest.mark.parametrize("source", [RAISED, THROWN], ids=["raised", "thrown"])
-def test_greenletexit_value_starts_unstarted_parent_without_crash(run_script, source):
+@pytest.mark.parametrize(
+    "source", [RAISED, THROWN, RUNNING_PARENT], ids=["raised", "thrown", "running-parent"])
+def test_greenletexit_value_reaches_parent_as_one_argument(run_script, source):
     result = run_script(source, check_rc=False)
     assert result.returncode == 0, result
-    assert "parent ran" in result.stdout, result
+    assert result.stdout.strip() == "ok", result

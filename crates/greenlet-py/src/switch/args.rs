@@ -55,8 +55,8 @@ pub(crate) unsafe fn single_result(result: *mut PyObject) -> *mut PyObject {
     }
 }
 
-/// Turns the outcome of `run` into what the parent receives: a 1-tuple of the result,
-/// the `GreenletExit` instance (or None) if that was raised, or null to propagate the
+/// Turns the outcome of `run` into what the parent receives: a 1-tuple of the result, or
+/// of the `GreenletExit` instance (or None) if that was raised, or null to propagate the
 /// exception. Takes ownership of `result`.
 ///
 /// # Safety
@@ -76,9 +76,15 @@ pub(super) unsafe fn handle_exit(result: *mut PyObject) -> *mut PyObject {
             pyo3_ffi::Py_XDECREF(ty);
             pyo3_ffi::Py_XDECREF(tb);
             if val.is_null() {
-                return xnewref(pyo3_ffi::Py_None());
+                val = xnewref(pyo3_ffi::Py_None());
             }
-            return val;
+            // A 1-tuple like any other result: a running parent gets the instance back
+            // unwrapped (`single_result`), and an unstarted one is started as `run(exc)`
+            // (upstream hands over the bare instance, which CPython then reads as an
+            // argument tuple: an assertion failure or a crash).
+            let packed = pyo3_ffi::PyTuple_Pack(1, val);
+            pyo3_ffi::Py_DECREF(val);
+            return packed;
         }
         if !result.is_null() {
             let packed = pyo3_ffi::PyTuple_Pack(1, result);
