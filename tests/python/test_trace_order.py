@@ -183,11 +183,7 @@ def test_chain_of_kills_orders_each_trace_before_its_locals():
     names = _names(main=main)
 
     def run(name, held):
-        # One local, so that the order does not depend on the order in which
-        # the interpreter clears a frame's locals (3.14 clears them last to
-        # first): a tuple releases its items last to first, `held` first.
-        keep = (Canary(log, name), held)  # noqa: F841
-        del held
+        canary = Canary(log, name)  # noqa: F841
         try:
             greenlet.getcurrent().parent.switch()
         finally:
