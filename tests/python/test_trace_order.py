@@ -273,33 +273,3 @@ def test_thread_exit_releases_suspended_greenlet_without_trace():
         gc.enable()
     assert log[:2] == ["switch tmain->g", "switch g->tmain"] or log[:1] == ["thread gone"], log
     assert not [e for e in log if e.startswith(("throw", "switch g"))], log
-
-
-def test_long_chain_of_kills_releases_everything():
-    # Deeper than any nesting bound: every killed greenlet's locals are released
-    # by the time the head's release returns, and every greenlet is gone.
-    log = []
-    refs = []
-
-    def run(name, held):
-        canary = Canary(log, name)  # noqa: F841
-        try:
-            greenlet.getcurrent().parent.switch()
-        finally:
-            log.append("finally")
-
-    gc.disable()
-    try:
-        head = None
-        for i in range(300):
-            g = greenlet.greenlet(run)
-            g.switch(str(i), head)
-            refs.append(weakref.ref(g))
-            head = g
-        del g
-        head = None
-        assert log.count("finally") == 300
-        assert len([e for e in log if e.startswith("freed")]) == 300
-        assert [r for r in refs if r() is not None] == []
-    finally:
-        gc.enable()
