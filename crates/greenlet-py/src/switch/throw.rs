@@ -156,17 +156,10 @@ std::thread_local! {
 /// The GIL is held; `r` is an owned reference.
 unsafe fn release_kill_result(r: *mut PyObject) {
     let depth = KILL_RELEASE_DEPTH.get();
-    // (`try_with`: during the thread's own teardown the queue may be gone; then the
-    // release happens at once.)
-    if depth >= KILL_RELEASE_NESTING
-        && KILL_RELEASE_LATER
-            .try_with(|later| {
-                let mut v = later.take();
-                v.push(r as usize);
-                later.set(v);
-            })
-            .is_ok()
-    {
+    if depth >= KILL_RELEASE_NESTING {
+        let mut later = KILL_RELEASE_LATER.take();
+        later.push(r as usize);
+        KILL_RELEASE_LATER.set(later);
         return;
     }
     KILL_RELEASE_DEPTH.set(depth + 1);
@@ -174,15 +167,9 @@ unsafe fn release_kill_result(r: *mut PyObject) {
     // no borrow of the thread-locals is live across it.
     unsafe { pyo3_ffi::Py_DECREF(r) };
     loop {
-        let next = KILL_RELEASE_LATER
-            .try_with(|later| {
-                let mut v = later.take();
-                let next = v.pop();
-                later.set(v);
-                next
-            })
-            .ok()
-            .flatten();
+        let mut later = KILL_RELEASE_LATER.take();
+        let next = later.pop();
+        KILL_RELEASE_LATER.set(later);
         let Some(next) = next else { break };
         // SAFETY: GIL held; the queue owned this reference.
         unsafe { pyo3_ffi::Py_DECREF(next as *mut PyObject) };
