@@ -59,6 +59,9 @@ pub(crate) enum Kind {
         main_greenlet: *mut PyGreenlet,
         /// Owned; `run` before the start, and the callable while it runs.
         run_callable: *mut PyObject,
+        /// Being killed because its last reference went away (see
+        /// `switch::throw_greenlet_exit_during_dealloc`).
+        killed_by_dealloc: bool,
     },
     /// The greenlet standing for a thread's original stack.
     Main {
@@ -170,6 +173,7 @@ impl Greenlet {
                 parent,
                 main_greenlet: ptr::null_mut(),
                 run_callable: ptr::null_mut(),
+                killed_by_dealloc: false,
             },
         }
     }

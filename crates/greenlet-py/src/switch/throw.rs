@@ -114,7 +114,14 @@ pub(crate) unsafe fn throw_greenlet_exit_during_dealloc(this: *mut Greenlet) -> 
     unsafe {
         let current = thread_state::borrow_current()?;
         let old_parent = match &mut (*this).kind {
-            Kind::User { parent, .. } => core::mem::replace(parent, xnewref(current)),
+            Kind::User {
+                parent,
+                killed_by_dealloc,
+                ..
+            } => {
+                *killed_by_dealloc = true;
+                core::mem::replace(parent, xnewref(current))
+            }
             Kind::Main { .. } => return Ok(()),
         };
         set_error(
@@ -122,57 +129,17 @@ pub(crate) unsafe fn throw_greenlet_exit_during_dealloc(this: *mut Greenlet) -> 
             c"Killing the greenlet because all references have vanished.",
         );
         let r = g_switch(this);
-        if let Kind::User { parent, .. } = &mut (*this).kind {
+        if let Kind::User {
+            parent,
+            killed_by_dealloc,
+            ..
+        } = &mut (*this).kind
+        {
+            *killed_by_dealloc = false;
             crate::util::replace_owned(parent, old_parent);
         }
-        release_kill_result(r?);
+        let r = r?;
+        pyo3_ffi::Py_DECREF(r);
         Ok(())
     }
-}
-
-/// How many releases of a killed greenlet's result may nest on one thread before further
-/// ones wait for the outer release to finish (CPython's trash can uses the same bound).
-const KILL_RELEASE_NESTING: u32 = 50;
-
-std::thread_local! {
-    /// Releases of a killed greenlet's result now running on this thread.
-    static KILL_RELEASE_DEPTH: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
-    /// Results whose release was put off because the nesting bound was reached.
-    static KILL_RELEASE_LATER: core::cell::Cell<Vec<usize>> = const { core::cell::Cell::new(Vec::new()) };
-}
-
-/// Releases the value a greenlet killed by deallocation handed back (its `GreenletExit`).
-///
-/// Upstream releases it here, in the killer, after the trace function has seen the
-/// switch back: its traceback holds the dead greenlet's frames, so their locals go only
-/// now. A local holding the last reference to another suspended greenlet then kills that
-/// one from inside this release, one level deeper on this stack each time; a chain of N
-/// greenlets that hold each other would nest N deep (copying ever larger stack slices on
-/// every switch, and unbounded stack on 3.13+, whose trash can no longer bounds it). So
-/// past `KILL_RELEASE_NESTING` levels the release is queued, and the innermost release
-/// below the bound drains the queue, each from the same depth.
-///
-/// # Safety
-/// The GIL is held; `r` is an owned reference.
-unsafe fn release_kill_result(r: *mut PyObject) {
-    let depth = KILL_RELEASE_DEPTH.get();
-    if depth >= KILL_RELEASE_NESTING {
-        let mut later = KILL_RELEASE_LATER.take();
-        later.push(r as usize);
-        KILL_RELEASE_LATER.set(later);
-        return;
-    }
-    KILL_RELEASE_DEPTH.set(depth + 1);
-    // SAFETY: GIL held; we own `r`. This can run any Python code, including switches;
-    // no borrow of the thread-locals is live across it.
-    unsafe { pyo3_ffi::Py_DECREF(r) };
-    loop {
-        let mut later = KILL_RELEASE_LATER.take();
-        let next = later.pop();
-        KILL_RELEASE_LATER.set(later);
-        let Some(next) = next else { break };
-        // SAFETY: GIL held; the queue owned this reference.
-        unsafe { pyo3_ffi::Py_DECREF(next as *mut PyObject) };
-    }
-    KILL_RELEASE_DEPTH.set(KILL_RELEASE_DEPTH.get() - 1);
 }
