@@ -236,10 +236,18 @@ pub(super) unsafe fn inner_bootstrap(
 /// time, and on 3.13+, where the trash can no longer bounds this nesting, unbounded
 /// stack). Released here, each kill starts again from a greenlet's own shallow stack.
 pub(super) unsafe fn drop_traceback_here(result: *mut PyObject) {
-    // SAFETY: GIL held (caller); `result` is null, None, a tuple, or the exception.
+    // SAFETY: GIL held (caller); `result` is what `handle_exit` made: null, or a 1-tuple
+    // holding the result, which here is the `GreenletExit` instance (or None).
     unsafe {
-        if !result.is_null() && pyo3_ffi::PyExceptionInstance_Check(result) != 0 {
-            pyo3_ffi::PyException_SetTraceback(result, pyo3_ffi::Py_None());
+        if result.is_null()
+            || pyo3_ffi::PyTuple_CheckExact(result) == 0
+            || pyo3_ffi::PyTuple_GET_SIZE(result) != 1
+        {
+            return;
+        }
+        let exc = pyo3_ffi::PyTuple_GET_ITEM(result, 0);
+        if pyo3_ffi::PyExceptionInstance_Check(exc) != 0 {
+            pyo3_ffi::PyException_SetTraceback(exc, pyo3_ffi::Py_None());
         }
     }
 }
