@@ -100,9 +100,15 @@
 #![deny(clippy::multiple_unsafe_ops_per_block)]
 
 mod arch;
+mod domain;
+#[cfg(unix)]
+mod os;
 mod stack_state;
 mod switch;
 
+pub use domain::{DEFAULT_POOL_CAP, KEEP_RESIDENT, MIN_STACK_SIZE, Stack, StackEntry};
+#[cfg(unix)]
+pub use os::{StackStats, stats as stack_stats};
 pub use stack_state::StackState;
 pub use switch::{SwitchContext, SwitchError, SwitchOutcome, switch};
 

@@ -22,8 +22,12 @@
 //! the main greenlet: that chain (the *stack chain*) is exactly the set of greenlets that may still have
 //! live bytes on the stack. Every greenlet off the chain is either fully saved, dead or unstarted.
 
+use core::ffi::c_void;
 use core::ptr;
 use std::alloc::{self, Layout};
+
+use crate::domain::{self, Domain, Stack, StackEntry};
+use crate::switch::SwitchContext;
 
 /// `start` of a greenlet that is running: any non-null value marks it active, the real SP is only
 /// written when it switches away.
@@ -79,8 +83,12 @@ pub struct StackState {
     saved: usize,
     /// Size of the `copy` allocation (0 when `copy` is null).
     capacity: usize,
-    /// The `StackState` owning the stack region just above this one, or null.
+    /// The `StackState` owning the stack region just above this one *in the same domain*, or null.
     prev: *mut StackState,
+    /// The dedicated stack this greenlet's slice lies in, or null for the thread's own stack.
+    /// Counted in the domain's `members` from the start until death (cleared by the switch away
+    /// from the dying greenlet) or reset.
+    domain: *mut Domain,
 }
 
 impl StackState {
@@ -93,6 +101,7 @@ impl StackState {
             saved: 0,
             capacity: 0,
             prev: ptr::null_mut(),
+            domain: ptr::null_mut(),
         }
     }
 
@@ -106,6 +115,7 @@ impl StackState {
             saved: 0,
             capacity: 0,
             prev: ptr::null_mut(),
+            domain: ptr::null_mut(),
         }
     }
 
@@ -128,6 +138,10 @@ impl StackState {
         } else {
             current_ref.prev
         };
+        // The mark is on the running greenlet's stack, so the new slice is in its domain.
+        let domain = current_ref.domain;
+        // SAFETY: the running greenlet's domain is live (it is a member).
+        unsafe { domain::join(domain) };
         StackState {
             start: ptr::null_mut(),
             stop: mark,
@@ -135,7 +149,88 @@ impl StackState {
             saved: 0,
             capacity: 0,
             prev,
+            domain,
         }
+    }
+
+    /// The state of a greenlet about to be started on a stack of its own, `stack`, where it will run
+    /// `entry(arg)`.
+    ///
+    /// Switching to it ([`switch()`](crate::switch())) moves the SP to the top of `stack` and calls
+    /// `entry(arg)` there; the `switch` call itself returns only when something resumes the greenlet
+    /// that made it. Greenlets later started *from* this one (with
+    /// [`for_new_greenlet`](StackState::for_new_greenlet)) slice this stack among themselves, and it
+    /// is pooled once the last of them is dead or reset.
+    ///
+    /// `entry` is the new greenlet's whole life: it calls [`set_active`](StackState::set_active) first,
+    /// and ends with [`set_inactive`](StackState::set_inactive) and a switch away; it never returns,
+    /// and never lets a panic unwind out of it (there is nothing above it to unwind into).
+    pub fn for_new_dedicated(stack: Stack, entry: StackEntry, arg: *mut c_void) -> Self {
+        let d = stack.into_domain();
+        // SAFETY: `d` is the header of a free stack, now owned by this state; plain writes.
+        unsafe { (*d).members = 1 };
+        // SAFETY: as above.
+        unsafe { (*d).entry = Some(entry) };
+        // SAFETY: as above.
+        unsafe { (*d).entry_arg = arg };
+        StackState {
+            start: ptr::null_mut(),
+            stop: Domain::hi(d),
+            copy: ptr::null_mut(),
+            saved: 0,
+            capacity: 0,
+            prev: ptr::null_mut(),
+            domain: d,
+        }
+    }
+
+    /// The usable range `(lo, hi)` of the dedicated stack this greenlet runs on (its own, or that of
+    /// the greenlet whose stack it slices), or `None` on the thread's own stack or once dead.
+    pub fn stack_bounds(&self) -> Option<(*mut u8, *mut u8)> {
+        if self.domain.is_null() {
+            None
+        } else {
+            // SAFETY: a member's domain is live; a read.
+            let lo = unsafe { (*self.domain).lo };
+            Some((lo, Domain::hi(self.domain)))
+        }
+    }
+
+    /// Whether this greenlet owns its dedicated stack (started on it, rather than sliced on it).
+    pub fn owns_stack(&self) -> bool {
+        !self.domain.is_null() && self.stop == Domain::hi(self.domain)
+    }
+
+    /// The entry function and argument of a greenlet starting on a fresh stack.
+    ///
+    /// # Safety
+    ///
+    /// This state was made by [`for_new_dedicated`](StackState::for_new_dedicated) and is starting.
+    pub(crate) unsafe fn take_entry(&mut self) -> (StackEntry, *mut c_void) {
+        // SAFETY: its own domain is live (contract); a read-modify-write of the header.
+        let entry = unsafe { (*self.domain).entry.take() };
+        // SAFETY: as above; a read.
+        let arg = unsafe { (*self.domain).entry_arg };
+        (
+            entry.expect("a fresh stack's entry is taken once, when it starts"),
+            arg,
+        )
+    }
+
+    /// Leave the domain (if any), unmapping it if this was its last member.
+    fn leave_domain(&mut self) {
+        let d = core::mem::replace(&mut self.domain, ptr::null_mut());
+        if d.is_null() {
+            return;
+        }
+        // SAFETY: a member's domain is live; reads and a write. If this state is the head of the
+        // domain's chain, its slice is gone: the chain continues above it.
+        if unsafe { (*d).last } == ptr::from_mut(self) {
+            // SAFETY: as above.
+            unsafe { (*d).last = self.prev };
+        }
+        // SAFETY: this state was a member.
+        drop(unsafe { domain::leave(d) });
     }
 
     /// Whether the greenlet was ever given a slice (`stop` is set): true from
@@ -188,8 +283,12 @@ impl StackState {
 
     /// Forget everything: free the heap copy and become [`unstarted`](StackState::unstarted). Used to
     /// throw away the state of a greenlet whose thread has died, or of a start that failed.
+    ///
+    /// A greenlet on a dedicated stack leaves it; the last one to leave unmaps it (rather than pool
+    /// it: there is no thread context here).
     pub fn reset(&mut self) {
         self.free_copy();
+        self.leave_domain();
         *self = StackState::unstarted();
     }
 
@@ -318,8 +417,10 @@ impl StackState {
 pub(crate) enum SaveOutcome {
     /// The target is suspended: move the SP by this many bytes (wrapping) to reach its saved SP.
     Resume(usize),
-    /// The target is about to start: stay on this stack.
+    /// The target is about to start sliced: stay on this stack.
     Start,
+    /// The target is about to start on a stack of its own, whose first SP is this.
+    StartFresh(*mut u8),
     /// A heap copy could not be grown.
     OutOfMemory,
 }
@@ -327,38 +428,79 @@ pub(crate) enum SaveOutcome {
 /// The save half of a switch from `current` to `target`, run by the switch hook with `sp` the current
 /// greenlet's SP after it pushed its registers.
 ///
-/// Records `sp` as `current`'s `start` (unless `current` is dying), then walks the stack chain from
-/// `current` upwards, saving to the heap every slice that lies below `target.stop` (entirely if it
-/// ends below it, up to `target.stop` otherwise), so that the target's slice is free to be restored.
+/// Records `sp` as `current`'s `start` (unless `current` is dying). If the target lives in another
+/// domain, records the head of `current`'s domain chain there and nothing of it is saved. Then walks
+/// the target domain's chain from its head upwards, saving to the heap every slice that lies below
+/// `target.stop` (entirely if it ends below it, up to `target.stop` otherwise), so that the target's
+/// slice is free to be restored. The head used is left in `ctx` for [`restore_slices`].
+///
+/// A dying `current`'s domain membership is released here if the target shares the domain (it
+/// stays above zero: the target is a member), else handed to the restore side in `ctx.release`, to
+/// be released once the SP has left the domain.
 ///
 /// # Safety
 ///
+/// - `ctx` is this thread's live switch context.
 /// - `current` and `target` point to live `StackState`s of this thread; `current` is the running
 ///   greenlet (active, or dying after [`StackState::set_inactive`]), `target` is active or about to
-///   start, and every `StackState` on `current`'s stack chain is live.
+///   start, and every `StackState` on the target domain's chain is live.
 /// - `sp` is the current SP, and the caller's frame is below every byte this saves.
 pub(crate) unsafe fn save_slices(
+    ctx: *mut SwitchContext,
     current: *mut StackState,
     target: *mut StackState,
     sp: *mut u8,
 ) -> SaveOutcome {
-    // Every dereference below is of `current`, `target` or a `prev` reached from `current`: live
-    // StackStates of this thread (caller's contract). Each is a plain read or write, or a `&mut`
-    // that ends with the statement, so no two references to one StackState ever coexist.
+    // Every dereference below is of `ctx`, `current`, `target`, a `prev` reached from a chain head,
+    // or a domain header of one of them: live, and of this thread (caller's contract). Each is a
+    // plain read or write, or a `&mut` that ends with the statement, so no two references to one
+    // StackState ever coexist.
     // SAFETY: `target` is live (contract); a read.
     let target_stop = unsafe { (*target).stop };
-    let mut owner = current;
+    // SAFETY: as above.
+    let target_domain = unsafe { (*target).domain };
     // SAFETY: `current` is live (contract); a read.
-    if unsafe { (*owner).start }.is_null() {
-        // `current` is dying: its stack is garbage, never save it.
+    let current_domain = unsafe { (*current).domain };
+    // SAFETY: as above.
+    let dying = unsafe { (*current).start }.is_null();
+    let current_head = if dying {
+        // `current` is dying: its stack is garbage, never save it; its domain's chain continues
+        // above it.
         // SAFETY: as above.
-        owner = unsafe { (*owner).prev };
+        unsafe { (*current).prev }
     } else {
         // SAFETY: as above; `current` is running, so `sp` is its new `start`.
-        unsafe { (*owner).start = sp };
-    }
+        unsafe { (*current).start = sp };
+        if !current_domain.is_null() {
+            // SAFETY: a member's domain header is live; a read and maybe a write.
+            if sp < unsafe { (*current_domain).low } {
+                // SAFETY: as above.
+                unsafe { (*current_domain).low = sp };
+            }
+        }
+        current
+    };
+    let head = if current_domain == target_domain {
+        current_head
+    } else {
+        // Leaving the domain: whoever switches back into it starts from this head.
+        if current_domain.is_null() {
+            // SAFETY: `ctx` is live (contract); a write.
+            unsafe { (*ctx).thread_last = current_head };
+        } else {
+            // SAFETY: a member's domain header is live; a write.
+            unsafe { (*current_domain).last = current_head };
+        }
+        // SAFETY: `ctx` is live (contract); a read.
+        let thread_last = unsafe { (*ctx).thread_last };
+        // SAFETY: the target's domain is live (it is a member).
+        unsafe { domain::chain_head(target_domain, thread_last) }
+    };
+    // SAFETY: `ctx` is live; a write.
+    unsafe { (*ctx).head = head };
+    let mut owner = head;
     // Slices entirely inside the target's range are saved whole and leave the chain.
-    // SAFETY: `owner` is non-null, so on `current`'s chain, so live (contract); a read.
+    // SAFETY: `owner` is non-null, so on the chain, so live (contract); a read.
     while !owner.is_null() && unsafe { (*owner).stop } < target_stop {
         // SAFETY: as above.
         let owner_stop = unsafe { (*owner).stop };
@@ -383,24 +525,41 @@ pub(crate) unsafe fn save_slices(
             return SaveOutcome::OutOfMemory;
         }
     }
+    // Nothing can fail from here on.
+    if dying && !current_domain.is_null() {
+        // SAFETY: `current` is live; a write. Its membership is released just below.
+        unsafe { (*current).domain = ptr::null_mut() };
+        if current_domain == target_domain {
+            // SAFETY: `current` was a member; the target still is, so the domain stays.
+            let last = unsafe { domain::leave(current_domain) };
+            debug_assert!(last.is_none(), "the target is a member of the same domain");
+            drop(last);
+        } else {
+            // SAFETY: `ctx` is live; a write.
+            unsafe { (*ctx).release = current_domain };
+        }
+    }
     // SAFETY: `target` is live (contract); a read.
     let target_start = unsafe { (*target).start };
-    if target_start.is_null() {
-        SaveOutcome::Start
-    } else {
+    if !target_start.is_null() {
         SaveOutcome::Resume((target_start as usize).wrapping_sub(sp as usize))
+    } else if !target_domain.is_null() && target_stop == Domain::hi(target_domain) {
+        SaveOutcome::StartFresh(target_stop)
+    } else {
+        SaveOutcome::Start
     }
 }
 
 /// The restore half of a switch from `current` to `target`, run by the switch hook once the SP is
-/// below `target.start`: put the target's heap copy back and relink the target to the first greenlet
-/// of `current`'s stack chain that owns stack above the target's `stop`.
+/// below `target.start`: put the target's heap copy back, relink the target to the first greenlet
+/// of its domain's chain that owns stack above the target's `stop`, and release a dying greenlet's
+/// domain left behind.
 ///
 /// # Safety
 ///
 /// - As for [`save_slices`], which must have returned [`SaveOutcome::Resume`] for this switch.
 /// - The SP, and the caller's whole frame, are below `target.start`.
-pub(crate) unsafe fn restore_slices(current: *mut StackState, target: *mut StackState) {
+pub(crate) unsafe fn restore_slices(ctx: *mut SwitchContext, target: *mut StackState) {
     // The dereferences below are as in `save_slices`: live StackStates, no overlapping borrows.
     // SAFETY: `target` is live (contract); the only reference to it while it lives.
     let target_slice = unsafe { &mut *target };
@@ -409,19 +568,36 @@ pub(crate) unsafe fn restore_slices(current: *mut StackState, target: *mut Stack
     unsafe { target_slice.restore_copy() };
     // SAFETY: `target` is live; a read.
     let target_stop = unsafe { (*target).stop };
-    let mut owner = current;
-    // SAFETY: `current` is live; a read.
-    if unsafe { (*owner).start }.is_null() {
-        // SAFETY: as above.
-        owner = unsafe { (*owner).prev };
-    }
-    // SAFETY: `owner` is non-null, so on `current`'s chain, so live; a read.
+    // SAFETY: `ctx` is live; a read of the head `save_slices` walked from.
+    let mut owner = unsafe { (*ctx).head };
+    // SAFETY: `owner` is non-null, so on the target domain's chain, so live; a read.
     while !owner.is_null() && unsafe { (*owner).stop } <= target_stop {
         // SAFETY: as above.
         owner = unsafe { (*owner).prev };
     }
     // SAFETY: `target` is live; a write.
     unsafe { (*target).prev = owner };
+    // SAFETY: the SP has left the released domain (it is not the target's).
+    unsafe { release_left_domain(ctx) };
+}
+
+/// Release the membership of a dying greenlet whose domain the switch has just left (if any): the
+/// last member's stack goes to the thread's pool.
+///
+/// # Safety
+///
+/// `ctx` is this thread's live switch context, and the SP is no longer in `ctx.release`'s domain.
+pub(crate) unsafe fn release_left_domain(ctx: *mut SwitchContext) {
+    // SAFETY: `ctx` is live (contract); a read and a write.
+    let d = unsafe { core::mem::replace(&mut (*ctx).release, ptr::null_mut()) };
+    if d.is_null() {
+        return;
+    }
+    // SAFETY: `save_slices` put a member's domain there and took the membership out of the state.
+    if let Some(stack) = unsafe { domain::leave(d) } {
+        // SAFETY: `ctx` is live; the only reference to its pool while it lives.
+        unsafe { (*ctx).pool.put(stack) };
+    }
 }
 
 impl Default for StackState {
@@ -433,6 +609,7 @@ impl Default for StackState {
 impl Drop for StackState {
     fn drop(&mut self) {
         self.free_copy();
+        self.leave_domain();
     }
 }
 

@@ -5,6 +5,9 @@ use core::fmt;
 use core::ptr;
 
 use crate::arch;
+use crate::domain::Pool;
+#[cfg(unix)]
+use crate::domain::Stack;
 use crate::stack_state::{self, SaveOutcome, StackState};
 
 /// What a switch hook tells the assembly. Even values are a displacement to add to the SP (two
@@ -18,6 +21,13 @@ pub(crate) const STATUS_RESUMED: HookWord = 0;
 pub(crate) const STATUS_STARTED: HookWord = 1;
 /// Saving a slice failed; nothing moved.
 pub(crate) const STATUS_OUT_OF_MEMORY: HookWord = 3;
+/// The target starts on a stack of its own: move the SP to [`SwitchContext`]'s `fresh_sp` and jump
+/// to [`fresh_entry`]. Never returned to [`switch()`].
+#[cfg_attr(
+    not(unix),
+    allow(dead_code, reason = "only the unix arch files have a fresh-stack path")
+)]
+pub(crate) const STATUS_START_FRESH: HookWord = 5;
 
 /// The two ends of the switch in progress, read by the hooks.
 ///
@@ -29,10 +39,23 @@ pub(crate) const STATUS_OUT_OF_MEMORY: HookWord = 3;
 /// fn assert_send<T: Send>() {}
 /// assert_send::<greenlet_core::SwitchContext>();
 /// ```
+///
+/// It also keeps the thread's pool of free dedicated stacks, and the head of the thread stack's chain
+/// while a greenlet on a dedicated stack runs.
 #[repr(C)]
 pub struct SwitchContext {
     current: *mut StackState,
     target: *mut StackState,
+    /// The head of the target domain's chain that `save_slices` walked from.
+    pub(crate) head: *mut StackState,
+    /// A dying greenlet's domain, to release once the SP has left it.
+    pub(crate) release: *mut crate::domain::Domain,
+    /// The first SP of a greenlet starting on a fresh stack.
+    pub(crate) fresh_sp: *mut u8,
+    /// The head of the thread stack's chain while the running greenlet is on a dedicated stack.
+    pub(crate) thread_last: *mut StackState,
+    /// Free dedicated stacks for reuse.
+    pub(crate) pool: Pool,
 }
 
 impl SwitchContext {
@@ -41,7 +64,42 @@ impl SwitchContext {
         SwitchContext {
             current: ptr::null_mut(),
             target: ptr::null_mut(),
+            head: ptr::null_mut(),
+            release: ptr::null_mut(),
+            fresh_sp: ptr::null_mut(),
+            thread_last: ptr::null_mut(),
+            pool: Pool::new(),
         }
+    }
+
+    /// A stack with at least `size` usable bytes for a new greenlet
+    /// ([`StackState::for_new_dedicated`]): the thread's most recently freed one if it has that size,
+    /// else a new mapping. `None` if none can be had: run the greenlet sliced instead.
+    #[cfg(unix)]
+    pub fn take_stack(&mut self, size: usize) -> Option<Stack> {
+        self.pool.take(size)
+    }
+
+    /// Keep a stack that was taken but not used, for the next [`take_stack`](Self::take_stack).
+    #[cfg(unix)]
+    pub fn give_back_stack(&mut self, stack: Stack) {
+        self.pool.put(stack);
+    }
+
+    /// How many free stacks this thread keeps.
+    pub fn pooled_stacks(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// How many stacks [`take_stack`](Self::take_stack) had to map (rather than reuse) so far.
+    pub fn mapped_stacks(&self) -> usize {
+        self.pool.mapped()
+    }
+
+    /// Keep at most `cap` free stacks (unmapping any beyond it now); the default is
+    /// [`DEFAULT_POOL_CAP`](crate::DEFAULT_POOL_CAP).
+    pub fn set_stack_pool_cap(&mut self, cap: usize) {
+        self.pool.set_cap(cap);
     }
 }
 
@@ -56,6 +114,8 @@ impl fmt::Debug for SwitchContext {
         f.debug_struct("SwitchContext")
             .field("current", &self.current)
             .field("target", &self.target)
+            .field("thread_last", &self.thread_last)
+            .field("pool", &self.pool)
             .finish()
     }
 }
@@ -64,7 +124,8 @@ impl fmt::Debug for SwitchContext {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SwitchOutcome {
     /// Some later switch resumed this greenlet: the code is running as the greenlet that made the
-    /// call, on its own restored stack.
+    /// call, on its own restored stack. (Also how a switch that started a greenlet on a stack of its
+    /// own returns: the new greenlet ran elsewhere, in its entry function.)
     Resumed,
     /// The target was about to start: the code is now running *as the new greenlet*, on the same
     /// stack, below the target's start mark.
@@ -160,12 +221,18 @@ pub(crate) unsafe extern "C" fn save_hook(ctx: *mut SwitchContext, sp: *mut u8) 
     let target = unsafe { (*ctx).target };
     // SAFETY: `switch`'s caller vouches for both StackStates and the chain; `sp` is the switch
     // routine's SP and this frame is below it.
-    match unsafe { stack_state::save_slices(current, target, sp) } {
+    match unsafe { stack_state::save_slices(ctx, current, target, sp) } {
         SaveOutcome::Resume(diff) => {
             debug_assert!(diff.is_multiple_of(2), "misaligned stack pointers");
             diff
         }
         SaveOutcome::Start => STATUS_STARTED,
+        SaveOutcome::StartFresh(fresh_sp) => {
+            debug_assert!((fresh_sp as usize).is_multiple_of(arch::STACK_ALIGNMENT));
+            // SAFETY: `ctx` is live (contract); a write the assembly reads.
+            unsafe { (*ctx).fresh_sp = fresh_sp };
+            STATUS_START_FRESH
+        }
         SaveOutcome::OutOfMemory => STATUS_OUT_OF_MEMORY,
     }
 }
@@ -183,10 +250,35 @@ pub(crate) unsafe extern "C" fn save_hook(ctx: *mut SwitchContext, sp: *mut u8) 
 #[inline(never)]
 pub(crate) unsafe extern "C" fn restore_hook(ctx: *mut SwitchContext) -> HookWord {
     // SAFETY: `ctx` is the live SwitchContext that `switch` filled in (contract); a read.
-    let current = unsafe { (*ctx).current };
-    // SAFETY: as above.
     let target = unsafe { (*ctx).target };
     // SAFETY: as for `save_hook`; the SP (and this frame) is now below the target's slice.
-    unsafe { stack_state::restore_slices(current, target) };
+    unsafe { stack_state::restore_slices(ctx, target) };
     STATUS_RESUMED
+}
+
+/// Where the assembly jumps, on the new stack, when [`save_hook`] returned [`STATUS_START_FRESH`]:
+/// the bottom frame of a greenlet started on a stack of its own (its return address is 0, which
+/// ends every unwinder's walk). Releases the domain a dying greenlet left, then runs the target's
+/// entry function, which never returns.
+///
+/// # Safety
+///
+/// Only the arch switch routine jumps here, with the SP at `ctx.fresh_sp`, for a target made by
+/// [`StackState::for_new_dedicated`].
+#[cfg_attr(
+    not(unix),
+    allow(dead_code, reason = "only the unix arch files have a fresh-stack path")
+)]
+pub(crate) unsafe extern "C" fn fresh_entry(ctx: *mut SwitchContext) -> ! {
+    // SAFETY: the SP is on the new stack, off any domain being released.
+    unsafe { stack_state::release_left_domain(ctx) };
+    // SAFETY: `ctx` is live (contract); a read.
+    let target = unsafe { (*ctx).target };
+    // SAFETY: the target is live (contract), and nothing else refers to it during the call.
+    let target = unsafe { &mut *target };
+    // SAFETY: it was made by `for_new_dedicated` and is starting (contract).
+    let (entry, arg) = unsafe { target.take_entry() };
+    // SAFETY: `entry` is the function the caller of `for_new_dedicated` gave for this greenlet, with
+    // its argument; it never returns.
+    unsafe { entry(arg) }
 }

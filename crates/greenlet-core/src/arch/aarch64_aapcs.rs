@@ -39,7 +39,9 @@
 use core::arch::naked_asm;
 use core::mem::offset_of;
 
-use crate::switch::{HookWord, SwitchContext, restore_hook, save_hook};
+use crate::switch::{
+    HookWord, STATUS_START_FRESH, SwitchContext, fresh_entry, restore_hook, save_hook,
+};
 
 /// The bytes [`greenlet_core_switch`] stores, lowest address first.
 #[repr(C)]
@@ -111,9 +113,8 @@ unsafe extern "C" fn greenlet_core_switch(ctx: *mut SwitchContext) -> HookWord {
         // save_hook(ctx /* x0 */, sp /* x1 */): saves the slices in the target's way, records our SP.
         "mov x1, sp",
         "bl {save_hook}",
-        // Odd: a status (started, or out of memory). The SP stays here, and the epilogue below
-        // returns to our own caller, as the same greenlet or as the new one.
-        "tbnz x0, #0, 2f",
+        // Odd: a status (started, out of memory, or start on a fresh stack: see 3 below).
+        "tbnz x0, #0, 3f",
         // Even: the distance to the target's saved SP. Only sp moves: x29, x30 and the rest come back
         // from the target's frame in the epilogue.
         "add sp, sp, x0",
@@ -136,9 +137,25 @@ unsafe extern "C" fn greenlet_core_switch(ctx: *mut SwitchContext) -> HookWord {
         "ldp x19, x20, [sp, #0]",
         "add sp, sp, #{frame}",
         "ret",
+        "3:",
+        // Started or out of memory: the SP stays here, and the epilogue returns to our own caller,
+        // as the same greenlet or as the new one.
+        "cmp x0, #{fresh}",
+        "b.ne 2b",
+        // Start on a fresh stack: this frame stays behind as the starter's suspended frame. The new
+        // greenlet's bottom frame has null x29 and x30, which ends every unwinder's walk.
+        "ldr x9, [x19, #{fresh_sp}]",
+        "mov sp, x9",
+        "mov x29, xzr",
+        "mov x30, xzr",
+        "mov x0, x19",
+        "b {fresh_entry}",
         frame = const FRAME_SIZE,
         fpcr = const offset_of!(SwitchFrame, fpcr),
         save_hook = sym save_hook,
         restore_hook = sym restore_hook,
+        fresh = const STATUS_START_FRESH,
+        fresh_sp = const offset_of!(SwitchContext, fresh_sp),
+        fresh_entry = sym fresh_entry,
     )
 }

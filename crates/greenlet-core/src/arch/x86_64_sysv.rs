@@ -40,7 +40,9 @@
 use core::arch::naked_asm;
 use core::mem::offset_of;
 
-use crate::switch::{HookWord, SwitchContext, restore_hook, save_hook};
+use crate::switch::{
+    HookWord, STATUS_START_FRESH, SwitchContext, fresh_entry, restore_hook, save_hook,
+};
 
 /// The bytes [`greenlet_core_switch`] stores, lowest address first (the order they are reloaded in).
 #[repr(C)]
@@ -113,10 +115,9 @@ unsafe extern "C" fn greenlet_core_switch(ctx: *mut SwitchContext) -> HookWord {
         // save_hook(ctx /* rdi */, sp /* rsi */): saves the slices in the target's way, records our SP.
         "mov rsi, rsp",
         "call {save_hook}",
-        // Odd: a status (started, or out of memory). The SP stays here, and the epilogue below
-        // returns to our own caller, as the same greenlet or as the new one.
+        // Odd: a status (started, out of memory, or start on a fresh stack: see 3 below).
         "test al, 1",
-        "jnz 2f",
+        "jnz 3f",
         // Even: the distance to the target's saved SP. Only rsp moves: rbp and the rest come back
         // from the target's frame in the epilogue. From here on the stack above us is the target's,
         // still holding someone else's bytes until restore_hook runs.
@@ -136,9 +137,25 @@ unsafe extern "C" fn greenlet_core_switch(ctx: *mut SwitchContext) -> HookWord {
         "pop rbx",
         "pop rbp",
         "ret",
+        "3:",
+        // Started or out of memory: the SP stays here, and the epilogue returns to our own caller,
+        // as the same greenlet or as the new one.
+        "cmp rax, {fresh}",
+        "jne 2b",
+        // Start on a fresh stack: this frame stays behind as the starter's suspended frame (its
+        // `start` is recorded). The new greenlet's bottom frame has a null return address and frame
+        // pointer, which ends every unwinder's walk; `push` leaves the SP 8 mod 16, as a `call` would.
+        "mov rsp, qword ptr [rbx + {fresh_sp}]",
+        "xor ebp, ebp",
+        "push 0",
+        "mov rdi, rbx",
+        "jmp {fresh_entry}",
         mxcsr = const offset_of!(SwitchFrame, mxcsr),
         x87_cw = const offset_of!(SwitchFrame, x87_cw),
         save_hook = sym save_hook,
         restore_hook = sym restore_hook,
+        fresh = const STATUS_START_FRESH,
+        fresh_sp = const offset_of!(SwitchContext, fresh_sp),
+        fresh_entry = sym fresh_entry,
     )
 }

@@ -4,6 +4,8 @@
 mod runtime;
 
 mod cost;
+#[cfg(unix)]
+mod dedicated;
 mod fpu;
 mod many;
 mod oom;

@@ -8,6 +8,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::ffi::c_void;
 use std::hint::black_box;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
@@ -20,6 +21,8 @@ struct Greenlet {
     stack: StackState,
     parent: *mut Greenlet,
     run: Option<Run>,
+    /// Non-zero: start on a dedicated stack of this size (sliced if none can be had).
+    dedicated: usize,
 }
 
 /// Per-thread runtime state. Only `Cell`s: nothing here is ever borrowed across a switch.
@@ -77,6 +80,7 @@ fn rt<R>(f: impl FnOnce(&Rt) -> R) -> R {
                 stack: StackState::main(),
                 parent: ptr::null_mut(),
                 run: None,
+                dedicated: 0,
             }));
             rt.main.set(main);
             rt.current.set(main);
@@ -112,10 +116,22 @@ pub(crate) fn spawn(f: impl FnOnce(usize) -> usize + 'static) -> G {
 
 /// A new, unstarted greenlet with the given parent.
 pub(crate) fn spawn_with_parent(parent: G, f: impl FnOnce(usize) -> usize + 'static) -> G {
+    spawn_on(parent, 0, f)
+}
+
+/// A new, unstarted greenlet whose parent is the running greenlet, to be started on a dedicated
+/// stack of `size` bytes.
+pub(crate) fn spawn_dedicated(size: usize, f: impl FnOnce(usize) -> usize + 'static) -> G {
+    spawn_on(current(), size, f)
+}
+
+/// A new, unstarted greenlet with the given parent; `dedicated` as in [`Greenlet`].
+pub(crate) fn spawn_on(parent: G, dedicated: usize, f: impl FnOnce(usize) -> usize + 'static) -> G {
     let g = Box::into_raw(Box::new(Greenlet {
         stack: StackState::unstarted(),
         parent: parent.0,
         run: Some(Box::new(f)),
+        dedicated,
     }));
     rt(|rt| rt.all.borrow_mut().push(g));
     G(g)
@@ -149,9 +165,19 @@ impl G {
         self.stack().saved_bytes()
     }
 
+    /// Whether it runs on a dedicated stack (its own, or one it slices).
+    pub(crate) fn on_dedicated_stack(self) -> bool {
+        self.stack().stack_bounds().is_some()
+    }
+
     pub(crate) fn is_dead(self) -> bool {
         let s = self.stack();
         s.started() && !s.active()
+    }
+
+    /// The `n`th greenlet spawned on this thread (0 is the first).
+    pub(crate) fn nth_spawned(n: usize) -> G {
+        G(rt(|rt| rt.all.borrow()[n]))
     }
 
     pub(crate) fn parent(self) -> G {
@@ -183,7 +209,19 @@ unsafe fn switch_to(target: *mut Greenlet, value: usize) -> usize {
         return value;
     }
     // SAFETY: `target` is a live greenlet of this thread (contract); a read.
-    if !unsafe { (*target).stack.started() } {
+    let started = unsafe { (*target).stack.started() };
+    // SAFETY: as above.
+    let dedicated = unsafe { (*target).dedicated };
+    let stack = if !started && dedicated > 0 {
+        // SAFETY: this thread's context, not otherwise borrowed now.
+        unsafe { (*rt(|rt| rt.ctx.get())).take_stack(dedicated) }
+    } else {
+        None
+    };
+    if let (false, Some(stack)) = (started, stack) {
+        // SAFETY: `target` is unstarted and live.
+        unsafe { start_dedicated(target, stack) };
+    } else if !started {
         // The mark: a local of *this* frame, the stub's caller, forced into memory.
         let mut mark = 0usize;
         let mark_ptr = black_box(&raw mut mark).cast::<u8>();
@@ -249,7 +287,47 @@ unsafe fn initial_stub(target: *mut Greenlet, mark: *mut u8) {
         }
     }
     // From here on this frame belongs to the new greenlet. `target` is our own local: still valid.
-    let me = target;
+    // SAFETY: `target` is the greenlet just started, live.
+    unsafe { run_and_die(target) }
+}
+
+/// Start `target` on `stack`; returns in the starting greenlet when it is resumed.
+///
+/// # Safety
+///
+/// `target` is an unstarted greenlet of this thread.
+unsafe fn start_dedicated(target: *mut Greenlet, stack: crate::Stack) {
+    let current = rt(|rt| rt.current.get());
+    let ctx = rt(|rt| rt.ctx.get());
+    let fresh = StackState::for_new_dedicated(stack, dedicated_entry, target.cast());
+    // SAFETY: `target` is unstarted and live on the heap; nothing else refers to it now.
+    unsafe { (*target).stack = fresh };
+    rt(|rt| rt.switching_target.set(target));
+    // SAFETY: `current` is the running greenlet, live on the heap; `&raw` makes no reference.
+    let from = unsafe { &raw mut (*current).stack };
+    // SAFETY: as above.
+    let to = unsafe { &raw mut (*target).stack };
+    // SAFETY: the crate contract: one context per thread, live heap StackStates, nothing borrowed.
+    match unsafe { switch(ctx, from, to) } {
+        Ok(SwitchOutcome::Resumed) => rt(|rt| rt.current.set(rt.switching_target.get())),
+        Ok(SwitchOutcome::Started) => unreachable!("a dedicated start never returns Started"),
+        Err(e) => panic!("could not start a greenlet: {e}"),
+    }
+}
+
+/// The entry of a greenlet started on its own stack.
+unsafe extern "C" fn dedicated_entry(arg: *mut c_void) -> ! {
+    // SAFETY: `arg` is the greenlet `start_dedicated` started, live.
+    unsafe { run_and_die(arg.cast()) }
+}
+
+/// The life of a greenlet that just started (sliced, in its stub, or on its own stack): run its
+/// closure, then die into its parent.
+///
+/// # Safety
+///
+/// `me` is the greenlet that just started, live.
+unsafe fn run_and_die(me: *mut Greenlet) -> ! {
     rt(|rt| rt.current.set(me));
     // SAFETY: `me` is live; nothing else refers to its fields now.
     let me_ref = unsafe { &mut *me };
