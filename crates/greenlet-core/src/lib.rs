@@ -27,6 +27,18 @@
 //! per-thread scratch the assembly carries across it. Everything else (which greenlet is current,
 //! parents, values passed, Python state) belongs to the caller.
 //!
+//! # Dedicated stacks (unix)
+//!
+//! A greenlet may instead start on a stack of its own: [`SwitchContext::take_stack`] gives a
+//! [`Stack`] (an `mmap`ed region with a guard below it, reused from a per-thread pool when one is
+//! free), and [`StackState::for_new_dedicated`] makes the greenlet's state; switching to it moves
+//! the SP to the top of that stack and runs the given entry function there. Each stack is a *domain*
+//! (the thread's own stack is another): slicing works as above inside a domain, so greenlets started
+//! from a dedicated greenlet share its stack; a switch between domains saves nothing of the domain
+//! being left, so its cost does not depend on how deep either greenlet is. The stack goes back to the
+//! pool once the last greenlet on it is dead or reset. See `src/domain.rs` for the layout and the
+//! membership rule, `src/os.rs` for the guard and the `vm.max_map_count` budget.
+//!
 //! # Supported targets
 //!
 //! | arch | ABI | OS | file | saved besides the SP |
@@ -43,6 +55,7 @@
 //! rustup target add aarch64-unknown-linux-musl      # apt-get install qemu-user
 //! CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
 //! CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=qemu-aarch64 \
+//! GREENLET_CORE_TEST_RUNNER=qemu-aarch64 \
 //!     cargo test -p greenlet-core --target aarch64-unknown-linux-musl
 //! ```
 //!
@@ -61,7 +74,10 @@
 //!    greenlet of a thread that has no running greenlet any more. A *suspended* greenlet of a live
 //!    thread may be on the chain even if it is unrelated to the running one (a greenlet resumed below
 //!    the slice of another one links to it), so kill it first (switch into it and let it finish), as
-//!    upstream greenlet does.
+//!    upstream greenlet does. On a dedicated stack "while the main greenlet runs" does not help
+//!    (main's switch saved only the thread stack's greenlets): a suspended greenlet there may be
+//!    dropped or reset only if nothing on its stack will be switched to again (every other greenlet
+//!    on it is dead or reset too, or the thread is gone).
 //! 3. **The start stub.** A greenlet is started by a dedicated `#[inline(never)]` function (call it
 //!    `initial_stub(mark, ..)`) whose *caller* passes the address of one of its own locals as `mark`
 //!    (force it into memory, e.g. with `core::hint::black_box(&mut local)`). The stub calls
@@ -78,6 +94,10 @@
 //!
 //!    On [`SwitchOutcome::Resumed`] the stub is still the greenlet that called it, resumed later:
 //!    it returns normally.
+//!
+//!    A greenlet made by [`StackState::for_new_dedicated`] needs no stub and no mark: the switch to it
+//!    returns only as [`SwitchOutcome::Resumed`], and the new greenlet lives in its entry function,
+//!    under the same rules (set active first, never return, no unwinding out, die by switching away).
 //! 4. **Nothing scope-bound across a switch.** When [`switch()`] returns, any other greenlet's stack
 //!    memory may hold someone else's bytes. Do not keep references into another greenlet's stack, nor
 //!    any `RefCell` borrow, lock guard or `thread_local!` closure, across a switch. Locals of the

@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use super::runtime::{current, on_thread, spawn, spawn_on};
+use super::runtime::{current, on_thread, spawn_on};
 
 /// Hold `kib` KiB of stack (in 1 KiB frames) below the greenlet's mark, then ping-pong `n` times.
 #[inline(never)]
