@@ -66,7 +66,11 @@ pub(crate) struct Domain {
 /// The function a greenlet started on a dedicated stack runs first, with the argument given to
 /// [`StackState::for_new_dedicated`]. It is the whole life of that greenlet: it must end by marking
 /// itself dead ([`StackState::set_inactive`]) and switching away, never by returning.
-pub type StackEntry = unsafe extern "C" fn(arg: *mut c_void) -> !;
+///
+/// `C-unwind`: a foreign exception (C++) that nothing catches travels up to this frame, the
+/// bottom of the stack, where the unwinder finds no handler and its runtime terminates the
+/// process with its usual report, as on a thread's own stack. Rust code must not unwind out.
+pub type StackEntry = unsafe extern "C-unwind" fn(arg: *mut c_void) -> !;
 
 impl Domain {
     /// The top of the usable stack (exclusive): the header's own address.

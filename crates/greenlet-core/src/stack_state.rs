@@ -196,6 +196,18 @@ impl StackState {
         }
     }
 
+    /// Upstream greenlet's `_stack_saved`, for either kind of stack: the bytes of the stack this
+    /// greenlet keeps while it is not running. Sliced: its heap copy. Suspended on a stack of its
+    /// own: everything it holds there, from its saved SP to the top (a switch never copies it).
+    /// `running` says whether the greenlet is the one running on its thread.
+    pub fn held_bytes(&self, running: bool) -> usize {
+        if self.owns_stack() && self.active() && !running {
+            self.stop as usize - self.start as usize
+        } else {
+            self.saved
+        }
+    }
+
     /// Whether this greenlet owns its dedicated stack (started on it, rather than sliced on it).
     pub fn owns_stack(&self) -> bool {
         !self.domain.is_null() && self.stop == Domain::hi(self.domain)

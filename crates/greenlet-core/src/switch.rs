@@ -259,7 +259,7 @@ pub(crate) unsafe extern "C" fn restore_hook(ctx: *mut SwitchContext) -> HookWor
 /// Where the assembly jumps, on the new stack, when [`save_hook`] returned [`STATUS_START_FRESH`]:
 /// the bottom frame of a greenlet started on a stack of its own (its return address is 0, which
 /// ends every unwinder's walk). Releases the domain a dying greenlet left, then runs the target's
-/// entry function, which never returns.
+/// entry function, which never returns (`C-unwind`: see [`StackEntry`](crate::StackEntry)).
 ///
 /// # Safety
 ///
@@ -269,7 +269,7 @@ pub(crate) unsafe extern "C" fn restore_hook(ctx: *mut SwitchContext) -> HookWor
     not(unix),
     allow(dead_code, reason = "only the unix arch files have a fresh-stack path")
 )]
-pub(crate) unsafe extern "C" fn fresh_entry(ctx: *mut SwitchContext) -> ! {
+pub(crate) unsafe extern "C-unwind" fn fresh_entry(ctx: *mut SwitchContext) -> ! {
     // SAFETY: the SP is on the new stack, off any domain being released.
     unsafe { stack_state::release_left_domain(ctx) };
     // SAFETY: `ctx` is live (contract); a read.

@@ -8,6 +8,7 @@
 //!   and the `UnswitchableGreenlet` test double;
 //! - `switch/`: switching, starting, finishing and throwing into greenlets;
 //! - `thread_state`: per-thread main/current greenlet, thread-exit cleanup;
+//! - `stacks`: which stack a new greenlet starts on (`GREENLET_STACKS`);
 //! - `python_state/`, `exception_state`: interpreter state moved on every switch;
 //! - `py`: reference ownership and the GIL as types (`Gil`, `Owned`, `Borrowed`);
 //! - `cpython/`: per-version mirrors of CPython's internal structs;
@@ -44,6 +45,7 @@ mod py;
 )]
 mod python_state;
 mod selfcheck;
+mod stacks;
 #[allow(
     clippy::multiple_unsafe_ops_per_block,
     reason = "switch path, on raw FFI by design (see docs/architecture.md): its blocks are sequences of C-API calls under the contract stated at the function head"

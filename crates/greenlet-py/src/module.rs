@@ -85,6 +85,10 @@ module_fn!(mod_get_total_main_greenlets, |py, _unused| {
     py.int_from_isize(n)
 });
 
+module_fn!(mod_dedicated_stack_size, |py, _unused| {
+    py.int_from_usize(crate::stacks::dedicated_size().unwrap_or(0))
+});
+
 module_fn!(mod_get_clocks_used_doing_optional_cleanup, |py, _unused| {
     let clocks = CLOCKS_USED_DOING_GC.load(Ordering::Relaxed);
     if clocks == -1 {
@@ -168,6 +172,12 @@ fn module_methods() -> *mut PyMethodDef {
             mod_get_total_main_greenlets,
             METH_NOARGS,
             c"get_total_main_greenlets() -> int\n\nThe number of live main greenlets (a test hook).",
+        ),
+        method(
+            c"_dedicated_stack_size",
+            mod_dedicated_stack_size,
+            METH_NOARGS,
+            c"_dedicated_stack_size() -> int\n\nThe size of the stack a new greenlet starts on (GREENLET_STACKS), or 0 when greenlets are sliced (provisional; for tests).",
         ),
         method(
             c"get_clocks_used_doing_optional_cleanup",
@@ -254,6 +264,7 @@ pub(crate) unsafe fn init() -> PyResult<*mut PyObject> {
     // SAFETY: the import machinery calls `PyInit__greenlet` with the GIL held (contract).
     let py = unsafe { Gil::assume() };
     crate::selfcheck::check(py)?;
+    crate::stacks::init_from_env(py)?;
     #[cfg(Py_3_11)]
     // SAFETY: the GIL is held (`py`); the one call, at import.
     unsafe {

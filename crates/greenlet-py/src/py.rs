@@ -141,6 +141,22 @@ impl<'py> Gil<'py> {
         unsafe { self.raise(exc, msg) }
     }
 
+    /// Issues a `RuntimeWarning` with `msg`; fails only if the warning was turned into an
+    /// exception (`-W error`).
+    pub(crate) fn warn_runtime(self, msg: &str) -> PyResult<()> {
+        let Ok(msg) = std::ffi::CString::new(msg) else {
+            return Ok(());
+        };
+        // SAFETY: CPython sets its `PyExc_*` statics before any extension loads.
+        let category = unsafe { pyo3_ffi::PyExc_RuntimeWarning };
+        // SAFETY: the GIL is held (`self`); a warning category and a C string.
+        if unsafe { pyo3_ffi::PyErr_WarnEx(category, msg.as_ptr(), 1) } < 0 {
+            Err(PyErrSet)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Raises `TypeError("bad argument type for built-in operation")`, as
     /// `PyErr_BadArgument` does.
     #[inline]

@@ -316,7 +316,7 @@ unsafe fn start_dedicated(target: *mut Greenlet, stack: crate::Stack) {
 }
 
 /// The entry of a greenlet started on its own stack.
-unsafe extern "C" fn dedicated_entry(arg: *mut c_void) -> ! {
+unsafe extern "C-unwind" fn dedicated_entry(arg: *mut c_void) -> ! {
     // SAFETY: `arg` is the greenlet `start_dedicated` started, live.
     unsafe { run_and_die(arg.cast()) }
 }

@@ -152,8 +152,11 @@ getter!(green_getdead, |py, slf| {
 });
 
 getter!(green_get_stack_saved, |py, slf| {
-    // SAFETY: a live implementation; a short read.
-    let saved = unsafe { (*imp(slf)).stack.saved_bytes() };
+    // SAFETY: a live implementation; a short borrow.
+    let this = unsafe { &*imp(slf) };
+    let saved = this
+        .stack
+        .held_bytes(this.is_currently_running_in_some_thread());
     // SAFETY: the GIL is held.
     let saved = unsafe { pyo3_ffi::PyLong_FromSsize_t(saved as pyo3_ffi::Py_ssize_t) };
     // SAFETY: a new reference or null with an exception set.

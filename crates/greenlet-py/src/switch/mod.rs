@@ -239,12 +239,23 @@ unsafe fn g_switchstack(this: *mut Greenlet) -> Switched {
         }
         // Only this greenlet's own locals are valid now; `this` above is whatever we
         // switched to last time. Who is running is in the global.
-        let now = SWITCHING.swap(ptr::null_mut(), Ordering::Relaxed);
-        let origin = switchstack_success(now);
-        Switched {
-            new_current: now,
-            origin,
-        }
+        after_stack_switch()
+    }
+}
+
+/// The end of a stack switch, in the greenlet that now runs (resumed in
+/// [`g_switchstack`], or just started on a stack of its own).
+///
+/// # Safety
+/// The GIL is held; a stack switch just happened.
+#[inline]
+unsafe fn after_stack_switch() -> Switched {
+    let now = SWITCHING.swap(ptr::null_mut(), Ordering::Relaxed);
+    // SAFETY: `now` is the greenlet whose stack we are running on (contract).
+    let origin = unsafe { switchstack_success(now) };
+    Switched {
+        new_current: now,
+        origin,
     }
 }
 

@@ -8,8 +8,9 @@ use crate::cpython::pystate::CFrame;
 use crate::cpython::pystate::tstate;
 use crate::globals::globals;
 use crate::greenlet::{Greenlet, Kind, PyGreenlet};
-use crate::thread_state;
+use crate::thread_state::{self, ThreadState};
 use crate::util::{PyErrSet, SavedError, clear_owned, xnewref};
+use core::ffi::c_void;
 use core::ptr;
 use pyo3_ffi::PyObject;
 
@@ -102,9 +103,26 @@ pub(super) unsafe fn g_initialstub(
             }
         };
         let current = (*state).current();
-        (*this).stack =
-            greenlet_core::StackState::for_new_greenlet(mark, &(*(*current).pimpl).stack);
+        // On a stack of its own if the policy says so and one can be had; else sliced.
+        let stack = match crate::stacks::dedicated_size() {
+            Some(size) => (*ThreadState::switch_ctx(state)).take_stack(size),
+            None => None,
+        };
+        let mut fresh = FreshStart { this, run };
+        (*this).stack = match stack {
+            Some(stack) => greenlet_core::StackState::for_new_dedicated(
+                stack,
+                fresh_entry,
+                ptr::addr_of_mut!(fresh).cast(),
+            ),
+            None => greenlet_core::StackState::for_new_greenlet(mark, &(*(*current).pimpl).stack),
+        };
         (*this).python.set_initial_state(tstate());
+        if let Some((lo, hi)) = (*this).stack.stack_bounds() {
+            (*this)
+                .python
+                .fit_c_recursion_to_stack(hi as usize - lo as usize);
+        }
         (*this).exception.clear_without_decref();
         if let Kind::User { main_greenlet, .. } = &mut (*this).kind {
             crate::util::replace_owned(main_greenlet, xnewref((*state).main_greenlet()));
@@ -112,9 +130,11 @@ pub(super) unsafe fn g_initialstub(
         let err = g_switchstack(this);
         if err.new_current == this {
             // We are the new greenlet, running on the stack below `mark`. (The starting
-            // greenlet, when it resumes here, is another live greenlet.)
+            // greenlet, when it resumes here, is another live greenlet. A greenlet started
+            // on a stack of its own never gets here: it runs in `fresh_entry`.)
             inner_bootstrap(err.new_current, err.origin, run);
         }
+        core::hint::black_box(&mut fresh);
         #[cfg(not(Py_3_13))]
         core::hint::black_box(&mut cframe);
         if err.failed() {
@@ -128,6 +148,35 @@ pub(super) unsafe fn g_initialstub(
         }
         // Otherwise the new greenlet took over the reference to `run`.
         err
+    }
+}
+
+/// What a greenlet starting on a stack of its own needs, read by [`fresh_entry`] from the
+/// starting greenlet's frame before anything else runs.
+struct FreshStart {
+    this: *mut Greenlet,
+    run: *mut PyObject,
+}
+
+/// The bottom frame of a greenlet started on a stack of its own: the part of
+/// [`g_switchstack`] after the switch, as the new greenlet, then its whole life.
+///
+/// # Safety
+/// Called only by greenlet-core, on the new stack, with the `FreshStart` that
+/// [`g_initialstub`] put in its frame (still intact: the starting greenlet is suspended,
+/// and nothing ran on its stack since).
+unsafe extern "C-unwind" fn fresh_entry(arg: *mut c_void) -> ! {
+    // SAFETY: see the function contract; GIL held (the switch happened under it).
+    unsafe {
+        let FreshStart { this, run } = ptr::read(arg.cast::<FreshStart>());
+        // Before 3.13 the new greenlet's `_PyCFrame` lives on its own stack, here.
+        #[cfg(not(Py_3_13))]
+        let mut cframe: CFrame = core::mem::zeroed();
+        #[cfg(not(Py_3_13))]
+        (*this).python.set_new_cframe(&mut cframe);
+        let switched = super::after_stack_switch();
+        debug_assert!(switched.new_current == this);
+        inner_bootstrap(switched.new_current, switched.origin, run)
     }
 }
 
