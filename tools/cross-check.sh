@@ -9,6 +9,9 @@
 #    $CROSS_PYTHONS (pythonXY.dll is imported through raw-dylib, so no Windows CPython
 #    is needed to link; none is here to run it), or only checked for those also in
 #    $CROSS_WIN_CHECK_ONLY, and for all of them when mingw is missing.
+#    The MSVC flavour (x86_64-pc-windows-msvc, what CPython for Windows is built with)
+#    cannot be linked here (no MSVC libraries): greenlet-core is built as an rlib (its
+#    switch assembled, with its unwind tables), clippy'd, and greenlet-py checked.
 # 2. macOS (x86_64-apple-darwin, aarch64-apple-darwin): greenlet-core built as an rlib
 #    (dev profile, so the object code, the switch's assembly included, goes through the
 #    Mach-O assembler; no link, there is no macOS SDK here), its tests type-checked, and
@@ -37,6 +40,7 @@ export CARGO_TARGET_DIR="${CROSS_TARGET_DIR:-$ROOT/target/cross}"
 read -r -a PYTHONS <<<"${CROSS_PYTHONS:-3.10 3.11 3.12 3.13 3.14 3.15}"
 WIN_CHECK_ONLY=" ${CROSS_WIN_CHECK_ONLY-3.15} "
 WIN=x86_64-pc-windows-gnu
+MSVC=x86_64-pc-windows-msvc
 MACS=(x86_64-apple-darwin aarch64-apple-darwin)
 # pyo3's cross-compilation mode takes the version from here; nothing of a host
 # interpreter's configuration may leak in.
@@ -77,7 +81,7 @@ renice -n 10 $$ >/dev/null
 # ---- rustup targets
 missing=()
 installed=$(rustup target list --installed)
-for t in "$WIN" "${MACS[@]}"; do
+for t in "$WIN" "$MSVC" "${MACS[@]}"; do
     grep -qx "$t" <<<"$installed" || missing+=("$t")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -135,6 +139,16 @@ for v in "${PYTHONS[@]}"; do
         step "$WIN: cargo check greenlet-py (CPython $v)" \
             env PYO3_CROSS_PYTHON_VERSION="$v" cargo check -p greenlet-py --target "$WIN"
     fi
+done
+
+# ---- Windows x64, MSVC flavour: nothing links or runs
+step "$MSVC: greenlet-core rlib (assembled, not linked)" \
+    cargo build -p greenlet-core --lib --target "$MSVC"
+step "$MSVC: clippy greenlet-core" \
+    cargo clippy -p greenlet-core --all-targets --target "$MSVC" -- -D warnings
+for v in "${PYTHONS[@]}"; do
+    step "$MSVC: cargo check greenlet-py (CPython $v)" \
+        env PYO3_CROSS_PYTHON_VERSION="$v" cargo check -p greenlet-py --target "$MSVC"
 done
 
 # ---- macOS
