@@ -48,3 +48,7 @@ bench: ## benchmarks against upstream greenlet 3.5.6, side by side (BENCH_ARGS=-
 
 wheels: ## one wheel per CPython into dist/ (PYTHONS="3.11 debian-3.14" to choose)
 	bash tools/build-wheels.sh
+
+.PHONY: cross-check
+cross-check: ## Windows x64 (core tests under wine, greenlet-py checked) and macOS (checked, not run); into target/cross
+	bash tools/cross-check.sh

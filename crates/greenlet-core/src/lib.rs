@@ -45,9 +45,10 @@
 //! |---|---|---|---|---|
 //! | x86_64 | System V | Linux, macOS, BSDs | `src/arch/x86_64_sysv.rs` | rbx, rbp, r12–r15, MXCSR, x87 CW |
 //! | aarch64 | AAPCS64 | Linux, macOS, BSDs | `src/arch/aarch64_aapcs.rs` | x19–x30, d8–d15, FPCR |
+//! | x86_64 | Microsoft x64 | Windows | `src/arch/x86_64_win64.rs` | rbx, rbp, rdi, rsi, r12–r15, xmm6–xmm15, MXCSR, x87 CW |
 //!
-//! Anything else (Windows included) is a compile error. CET shadow stacks are not supported (upstream
-//! greenlet has the same limit).
+//! Anything else (32-bit x86 and arm64 Windows included) is a compile error. CET shadow stacks are
+//! not supported (upstream greenlet has the same limit).
 //!
 //! Tested on x86_64 Linux, and on aarch64 Linux under qemu-user:
 //!

@@ -49,7 +49,11 @@ unsafe extern "C" {
 }
 
 /// C's `CLOCKS_PER_SEC` (XSI requires one million).
+#[cfg(not(windows))]
 pub(crate) const CLOCKS_PER_SEC: core::ffi::c_long = 1_000_000;
+/// C's `CLOCKS_PER_SEC`: one thousand in Microsoft's C runtimes (msvcrt and the UCRT).
+#[cfg(windows)]
+pub(crate) const CLOCKS_PER_SEC: core::ffi::c_long = 1_000;
 
 /// Thread states of exited threads, waiting for a pending call to destroy them.
 /// The lock also orders "mark the main greenlet dead" against readers of that flag.

@@ -34,10 +34,19 @@ mod aarch64_aapcs;
 #[cfg(all(target_arch = "aarch64", unix))]
 use aarch64_aapcs as imp;
 
-#[cfg(not(any(all(target_arch = "x86_64", unix), all(target_arch = "aarch64", unix))))]
+#[cfg(all(target_arch = "x86_64", windows))]
+mod x86_64_win64;
+#[cfg(all(target_arch = "x86_64", windows))]
+use x86_64_win64 as imp;
+
+#[cfg(not(any(
+    all(target_arch = "x86_64", unix),
+    all(target_arch = "aarch64", unix),
+    all(target_arch = "x86_64", windows)
+)))]
 compile_error!(
     "greenlet-core has no stack switch for this target; supported: x86_64 and aarch64 on unix \
-     (Linux, macOS, the BSDs)"
+     (Linux, macOS, the BSDs), x86_64 on Windows"
 );
 
 #[allow(

@@ -12,3 +12,5 @@ mod oom;
 mod stacks;
 mod switching;
 mod threads;
+#[cfg(all(target_arch = "x86_64", windows))]
+mod win64_registers;

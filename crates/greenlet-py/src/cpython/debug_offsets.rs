@@ -129,7 +129,7 @@ mirrors! {
     }
 }
 
-unsafe extern "C" {
+crate::cpython::libpython::extern_libpython! {
     /// `_PyRuntime`, whose first member is `debug_offsets` (kept first on purpose so
     /// that debuggers find it).
     #[link_name = "_PyRuntime"]

@@ -13,6 +13,7 @@
 #[cfg(Py_3_13)]
 pub mod debug_offsets;
 pub mod frame;
+pub(crate) mod libpython;
 pub mod mirror;
 pub mod pystate;
 

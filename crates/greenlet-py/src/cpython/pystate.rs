@@ -337,7 +337,7 @@ pub unsafe fn tstate() -> *mut PyThreadState {
 #[inline]
 pub fn is_finalizing() -> bool {
     #[cfg(not(Py_3_13))]
-    unsafe extern "C" {
+    crate::cpython::libpython::extern_libpython! {
         fn _Py_IsFinalizing() -> c_int;
     }
     // SAFETY: reads a runtime flag; callable with or without the GIL.

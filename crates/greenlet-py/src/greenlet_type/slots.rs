@@ -13,7 +13,7 @@ use core::ffi::{c_char, c_int, c_void};
 use core::ptr;
 use pyo3_ffi::*;
 
-unsafe extern "C" {
+crate::cpython::libpython::extern_libpython! {
     /// Re-initialises the reference bookkeeping of a resurrected object (exported by
     /// libpython on every supported version; not bound by pyo3-ffi).
     fn _Py_NewReference(op: *mut PyObject);
