@@ -29,16 +29,15 @@
 #   cross-check: N passed, N failed, N skipped
 #
 # and the exit status is non-zero if any step failed. Knobs: CROSS_PYTHONS (default
-# "3.10 3.11 3.12 3.13 3.14 3.15"), CROSS_WIN_CHECK_ONLY (default "3.15": its
-# _PyGC_Visit* declarations in python_state/frames315.rs do not name their DLL yet),
-# CROSS_TARGET_DIR.
+# "3.10 3.11 3.12 3.13 3.14 3.15"), CROSS_WIN_CHECK_ONLY (default none: versions
+# to `cargo check` only, rather than link, for Windows), CROSS_TARGET_DIR.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 export CARGO_TARGET_DIR="${CROSS_TARGET_DIR:-$ROOT/target/cross}"
 read -r -a PYTHONS <<<"${CROSS_PYTHONS:-3.10 3.11 3.12 3.13 3.14 3.15}"
-WIN_CHECK_ONLY=" ${CROSS_WIN_CHECK_ONLY-3.15} "
+WIN_CHECK_ONLY=" ${CROSS_WIN_CHECK_ONLY-} "
 WIN=x86_64-pc-windows-gnu
 MSVC=x86_64-pc-windows-msvc
 MACS=(x86_64-apple-darwin aarch64-apple-darwin)

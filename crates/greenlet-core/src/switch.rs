@@ -5,9 +5,7 @@ use core::fmt;
 use core::ptr;
 
 use crate::arch;
-use crate::domain::Pool;
-#[cfg(unix)]
-use crate::domain::Stack;
+use crate::domain::{Pool, Stack};
 use crate::stack_state::{self, SaveOutcome, StackState};
 
 /// What a switch hook tells the assembly. Even values are a displacement to add to the SP (two
@@ -74,14 +72,19 @@ impl SwitchContext {
 
     /// A stack with at least `size` usable bytes for a new greenlet
     /// ([`StackState::for_new_dedicated`]): the thread's most recently freed one if it has that size,
-    /// else a new mapping. `None` if none can be had: run the greenlet sliced instead.
-    #[cfg(unix)]
+    /// else a new mapping. `None` if none can be had (always, on targets without dedicated
+    /// stacks: Windows): run the greenlet sliced instead.
     pub fn take_stack(&mut self, size: usize) -> Option<Stack> {
-        self.pool.take(size)
+        #[cfg(unix)]
+        return self.pool.take(size);
+        #[cfg(not(unix))]
+        {
+            let _ = size;
+            None
+        }
     }
 
     /// Keep a stack that was taken but not used, for the next [`take_stack`](Self::take_stack).
-    #[cfg(unix)]
     pub fn give_back_stack(&mut self, stack: Stack) {
         self.pool.put(stack);
     }

@@ -7,7 +7,7 @@ use core::ffi::{c_int, c_void};
 use core::ptr;
 use pyo3_ffi::{PyFrameObject, visitproc};
 
-unsafe extern "C" {
+crate::cpython::libpython::extern_libpython! {
     fn _PyGC_VisitFrameStack(
         frame: *mut InterpreterFrame,
         visit: visitproc,

@@ -342,23 +342,24 @@ impl PythonState {
         self.cframe = frame;
     }
 
-    /// For a greenlet starting on a stack of its own of `bytes` bytes (3.12, 3.13): a C
-    /// recursion budget that the stack can hold, if less than the one inherited from the
-    /// starting greenlet. CPython sizes its constant limit for an 8 MiB thread stack
-    /// (1500 units on 3.12, 10000 on 3.13 release builds); a unit of the counter costs up to
-    /// about 4 KiB of C stack on 3.12 and 1.5 KiB on 3.13 (an eval-loop entry plus the C call
-    /// into it), so deep C recursion raises `RecursionError` before reaching the guard page.
-    /// Before 3.12 the one recursion counter also limits C recursion (the default limit of
-    /// 1000 needs about 416 KiB on 3.10, which the default size holds); 3.14+ checks addresses.
+    /// For a greenlet starting on a stack of its own of `bytes` bytes (3.12, 3.13): a fresh
+    /// C recursion budget that the stack can hold, instead of what is left of the starting
+    /// greenlet's (whose C frames are on another stack). CPython sizes its constant limit for
+    /// an 8 MiB thread stack (`C_RECURSION_LIMIT` 1500 on 3.12, `Py_C_RECURSION_LIMIT` 10000
+    /// on 3.13 release builds); here a unit gets 2 KiB of stack on 3.12 and 1 KiB on 3.13 —
+    /// measured: one nested `sorted(key=...)` level takes about 5 KiB and 2–3 units — capped
+    /// at CPython's own limit, so that deep C recursion raises `RecursionError` before the
+    /// guard page. Before 3.12 the one recursion counter also limits C recursion (the default
+    /// limit of 1000 needs about 416 KiB on 3.10, which the default size holds); 3.14+ checks
+    /// addresses.
     pub(crate) fn fit_c_recursion_to_stack(&mut self, bytes: usize) {
         #[cfg(all(Py_3_12, not(Py_3_13)))]
-        let units = bytes / 4096;
+        let units = (bytes / 2048).min(1500);
         #[cfg(all(Py_3_13, not(Py_3_14)))]
-        let units = bytes / 1536;
+        let units = (bytes / 1024).min(10_000);
         #[cfg(all(Py_3_12, not(Py_3_14)))]
         {
-            let units = c_int::try_from(units).unwrap_or(c_int::MAX);
-            self.c_recursion_remaining = self.c_recursion_remaining.min(units);
+            self.c_recursion_remaining = c_int::try_from(units).unwrap_or(c_int::MAX);
         }
         #[cfg(any(not(Py_3_12), Py_3_14))]
         let _ = bytes;
