@@ -121,6 +121,10 @@ pub(crate) fn spawn_with_parent(parent: G, f: impl FnOnce(usize) -> usize + 'sta
 
 /// A new, unstarted greenlet whose parent is the running greenlet, to be started on a dedicated
 /// stack of `size` bytes.
+#[cfg_attr(
+    not(unix),
+    allow(dead_code, reason = "used by the unix-only dedicated-stack tests")
+)]
 pub(crate) fn spawn_dedicated(size: usize, f: impl FnOnce(usize) -> usize + 'static) -> G {
     spawn_on(current(), size, f)
 }
@@ -166,6 +170,10 @@ impl G {
     }
 
     /// Whether it runs on a dedicated stack (its own, or one it slices).
+    #[cfg_attr(
+        not(unix),
+        allow(dead_code, reason = "used by the unix-only dedicated-stack tests")
+    )]
     pub(crate) fn on_dedicated_stack(self) -> bool {
         self.stack().stack_bounds().is_some()
     }
@@ -176,6 +184,10 @@ impl G {
     }
 
     /// The `n`th greenlet spawned on this thread (0 is the first).
+    #[cfg_attr(
+        not(unix),
+        allow(dead_code, reason = "used by the unix-only dedicated-stack tests")
+    )]
     pub(crate) fn nth_spawned(n: usize) -> G {
         G(rt(|rt| rt.all.borrow()[n]))
     }
