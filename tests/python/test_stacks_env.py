@@ -33,47 +33,63 @@ def run(code, stacks, *args):
     )
 
 
-# Switching into a greenlet from deep in main's stack: a sliced target started near the top
-# makes main's slice below it be saved; a dedicated one saves nothing.
+# A greenlet suspended under nested C calls, switched into from deep in main's stack, and a
+# greenlet started from it.
 DEEP_SWITCH = """
     import greenlet
     from greenlet import _greenlet
     main = greenlet.getcurrent()
-    seen = []
-    def body():
-        for _ in range(3):
-            seen.append(main._stack_saved)
-            main.switch()
-    g = greenlet.greenlet(body)
-    g.switch()
-    def deep(n):
+    def deep(n, target):
         # C frames between Python frames, so every version uses C stack per level.
         if n == 0:
-            g.switch()
+            target.switch()
             return 0
-        return sorted([1, 2], key=lambda x: deep(n - 1) if x == 1 else 0)[0]
-    deep(40)
-    deep(40)
-    print(_greenlet._dedicated_stack_size(), min(seen[1:]), g._stack_saved > 0)
+        return sorted([1, 2], key=lambda x: deep(n - 1, target) if x == 1 else 0)[0]
+    def body():
+        inner = greenlet.greenlet(lambda: _greenlet._stack_bounds(greenlet.getcurrent()))
+        print("inner", inner.switch())
+        for _ in range(3):
+            deep(20, main)
+    g = greenlet.greenlet(body)
+    g.switch()
+    deep(40, g)
+    deep(40, g)
+    print("size", _greenlet._dedicated_stack_size())
+    print("main", _greenlet._stack_bounds(main))
+    print("g", _greenlet._stack_bounds(g))
+    print("held", g._stack_saved > 0)
 """
+
+
+def parse(out):
+    return dict(line.split(" ", 1) for line in out.splitlines())
 
 
 def test_default_is_sliced():
     r = run(DEEP_SWITCH, None)
     assert r.returncode == 0, r.stderr
-    size, main_saved, _ = r.stdout.split()
-    assert size == "0"
-    assert int(main_saved) > 10_000
+    assert parse(r.stdout) == {
+        "inner": "None", "size": "0", "main": "None", "g": "None", "held": "True"
+    }
 
 
 @pytest.mark.skipif(not SUPPORTED, reason="dedicated stacks need 3.10-3.13 for now")
 @pytest.mark.parametrize(
     "value, size", [("dedicated", 1 << 20), ("dedicated:256k", 256 << 10), ("Dedicated:2m", 2 << 20)]
 )
-def test_dedicated_copies_nothing_of_the_switching_greenlet(value, size):
+def test_dedicated_greenlets_run_on_stacks_of_their_own(value, size):
     r = run(DEEP_SWITCH, value)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == [str(size), "0", "True"]
+    out = parse(r.stdout)
+    assert out["size"] == str(size)
+    assert out["main"] == "None"
+    assert out["held"] == "True"
+    g_lo, g_hi = eval(out["g"])
+    inner_lo, inner_hi = eval(out["inner"])
+    assert g_hi - g_lo == size
+    assert inner_hi - inner_lo == size
+    # A greenlet started from a dedicated one gets its own stack too.
+    assert inner_hi <= g_lo or inner_lo >= g_hi
 
 
 @pytest.mark.parametrize("value", ["sliced", "dedicated:1k", "dedicated:many", "everything"])

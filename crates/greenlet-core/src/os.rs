@@ -236,3 +236,35 @@ pub(crate) unsafe fn unmap_stack(base: *mut u8, len: usize) {
         PAGE_GUARD_BUDGET.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+/// The top (highest address, exclusive) of the calling thread's stack, as the C library
+/// knows it; `None` where it cannot tell. For the main thread glibc reads `/proc/self/maps`,
+/// so call this once per thread, not on a hot path.
+pub(crate) fn thread_stack_top() -> Option<*mut u8> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut attr = core::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
+        // SAFETY: no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        // SAFETY: `attr` is written by the call before anything reads it (checked by the
+        // return value); `me` is the calling thread.
+        if unsafe { libc::pthread_getattr_np(me, attr.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        let mut addr: *mut libc::c_void = ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        // SAFETY: `attr` was initialised by `pthread_getattr_np`.
+        let r = unsafe { libc::pthread_attr_getstack(attr.as_ptr(), &mut addr, &mut size) };
+        // SAFETY: initialised above, destroyed once.
+        unsafe { libc::pthread_attr_destroy(attr.as_mut_ptr()) };
+        (r == 0 && !addr.is_null()).then(|| (addr as usize + size) as *mut u8)
+    }
+    #[cfg(target_os = "macos")]
+    {
+        // SAFETY: no preconditions; the calling thread.
+        let top = unsafe { libc::pthread_get_stackaddr_np(libc::pthread_self()) };
+        (!top.is_null()).then_some(top.cast())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
+    None
+}

@@ -196,16 +196,29 @@ impl StackState {
         }
     }
 
-    /// Upstream greenlet's `_stack_saved`, for either kind of stack: the bytes of the stack this
-    /// greenlet keeps while it is not running. Sliced: its heap copy. Suspended on a stack of its
-    /// own: everything it holds there, from its saved SP to the top (a switch never copies it).
-    /// `running` says whether the greenlet is the one running on its thread.
-    pub fn held_bytes(&self, running: bool) -> usize {
-        if self.owns_stack() && self.active() && !running {
-            self.stop as usize - self.start as usize
-        } else {
-            self.saved
+    /// Upstream greenlet's `_stack_saved`, generalised to stack domains: the bytes of stack
+    /// this greenlet keeps while it is not running.
+    ///
+    /// While the running greenlet `running` is in the same domain (always, with sliced
+    /// stacks only), that is its heap copy, exactly as upstream. While the running greenlet
+    /// is in another domain, this greenlet's stack stays in place rather than being copied:
+    /// then it is everything from its saved SP up to its `stop`, or to the top of its domain
+    /// (`thread_stack_top` for the thread's own stack, as
+    /// [`SwitchContext::thread_stack_top`] gives it; null if unknown).
+    pub fn held_bytes(&self, running: Option<&StackState>, thread_stack_top: *mut u8) -> usize {
+        let Some(running) = running else {
+            return self.saved;
+        };
+        if !self.active() || ptr::eq(self, running) || running.domain == self.domain {
+            return self.saved;
         }
+        let top = if self.domain.is_null() {
+            thread_stack_top
+        } else {
+            Domain::hi(self.domain)
+        };
+        let top = (top as usize).min(self.stop as usize);
+        top.saturating_sub(self.start as usize).max(self.saved)
     }
 
     /// Whether this greenlet owns its dedicated stack (started on it, rather than sliced on it).

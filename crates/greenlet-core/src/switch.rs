@@ -54,6 +54,9 @@ pub struct SwitchContext {
     pub(crate) thread_last: *mut StackState,
     /// Free dedicated stacks for reuse.
     pub(crate) pool: Pool,
+    /// The top of the thread's own stack, if [`record_thread_stack`](Self::record_thread_stack)
+    /// found it.
+    thread_stack_top: *mut u8,
 }
 
 impl SwitchContext {
@@ -67,7 +70,23 @@ impl SwitchContext {
             fresh_sp: ptr::null_mut(),
             thread_last: ptr::null_mut(),
             pool: Pool::new(),
+            thread_stack_top: ptr::null_mut(),
         }
+    }
+
+    /// Look up (once, on the thread this context belongs to) where the thread's own stack
+    /// ends, for [`StackState::held_bytes`]. A few microseconds on most threads; on the main
+    /// thread glibc reads `/proc/self/maps`.
+    pub fn record_thread_stack(&mut self) {
+        #[cfg(unix)]
+        if let Some(top) = crate::os::thread_stack_top() {
+            self.thread_stack_top = top;
+        }
+    }
+
+    /// The top of the thread's own stack, or null if not recorded.
+    pub fn thread_stack_top(&self) -> *mut u8 {
+        self.thread_stack_top
     }
 
     /// A stack with at least `size` usable bytes for a new greenlet

@@ -89,6 +89,26 @@ module_fn!(mod_dedicated_stack_size, |py, _unused| {
     py.int_from_usize(crate::stacks::dedicated_size().unwrap_or(0))
 });
 
+module_fn!(mod_stack_bounds, |py, g| {
+    // SAFETY: the GIL is held (`py`); the `METH_O` argument is live for the call.
+    unsafe { crate::globals::check_greenlet(g)? };
+    // SAFETY: a greenlet (checked), whose implementation lives as long as the object.
+    let imp = unsafe { crate::greenlet::PyGreenlet::imp(g.cast()) };
+    match imp.stack.stack_bounds() {
+        None => Ok(py.none().to_owned()),
+        Some((lo, hi)) => {
+            let (lo, hi) = (
+                py.int_from_usize(lo as usize)?,
+                py.int_from_usize(hi as usize)?,
+            );
+            // SAFETY: the GIL is held; two live objects, referenced by the new tuple.
+            let t = unsafe { pyo3_ffi::PyTuple_Pack(2, lo.as_object(), hi.as_object()) };
+            // SAFETY: a new reference, or null with an exception set.
+            unsafe { Owned::from_raw(py, t) }
+        }
+    }
+});
+
 module_fn!(mod_get_clocks_used_doing_optional_cleanup, |py, _unused| {
     let clocks = CLOCKS_USED_DOING_GC.load(Ordering::Relaxed);
     if clocks == -1 {
@@ -178,6 +198,12 @@ fn module_methods() -> *mut PyMethodDef {
             mod_dedicated_stack_size,
             METH_NOARGS,
             c"_dedicated_stack_size() -> int\n\nThe size of the stack a new greenlet starts on (GREENLET_STACKS), or 0 when greenlets are sliced (provisional; for tests).",
+        ),
+        method(
+            c"_stack_bounds",
+            mod_stack_bounds,
+            METH_O,
+            c"_stack_bounds(g) -> (lo, hi) or None\n\nThe dedicated stack greenlet g runs on, or None if it runs on its thread's stack, has not started or is dead (provisional; for tests).",
         ),
         method(
             c"get_clocks_used_doing_optional_cleanup",

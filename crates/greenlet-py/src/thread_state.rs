@@ -128,6 +128,8 @@ fn create_slow(py: Gil<'_>, state: *mut ThreadState) -> PyResult<*mut ThreadStat
         deleteme: Vec::new(),
         switch_ctx: SwitchContext::new(),
     }));
+    // SAFETY: `state` was just allocated and is not shared yet; this is its thread.
+    unsafe { (*state).switch_ctx.record_thread_stack() };
     // SAFETY: `main` is a fresh object of our type, seen by nobody else yet.
     unsafe { (*main).pimpl = Box::into_raw(Greenlet::new_main(main, state)) };
     // SAFETY: we hold one reference for `main_greenlet` and take a second one for
@@ -214,6 +216,12 @@ impl ThreadState {
 
     /// The greenlet running in this thread (borrowed from the state).
     #[inline(always)]
+    /// The top of this thread's own stack (null if unknown): where a main greenlet's
+    /// stack ends, for `_stack_saved`.
+    pub(crate) fn thread_stack_top(&self) -> *mut u8 {
+        self.switch_ctx.thread_stack_top()
+    }
+
     pub(crate) fn current(&self) -> *mut PyGreenlet {
         self.current
     }

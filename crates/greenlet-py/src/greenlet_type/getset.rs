@@ -154,9 +154,17 @@ getter!(green_getdead, |py, slf| {
 getter!(green_get_stack_saved, |py, slf| {
     // SAFETY: a live implementation; a short borrow.
     let this = unsafe { &*imp(slf) };
-    let saved = this
-        .stack
-        .held_bytes(this.is_currently_running_in_some_thread());
+    let state = this.thread_state();
+    let saved = if state.is_null() {
+        this.stack.saved_bytes()
+    } else {
+        // SAFETY: the state of a live thread; a short borrow under the GIL (`py`).
+        let state = unsafe { &*state };
+        // SAFETY: the running greenlet is live, and so is its implementation.
+        let running = unsafe { PyGreenlet::imp(state.current()) };
+        this.stack
+            .held_bytes(Some(&running.stack), state.thread_stack_top())
+    };
     // SAFETY: the GIL is held.
     let saved = unsafe { pyo3_ffi::PyLong_FromSsize_t(saved as pyo3_ffi::Py_ssize_t) };
     // SAFETY: a new reference or null with an exception set.
