@@ -290,6 +290,14 @@ pub(crate) unsafe fn init() -> PyResult<*mut PyObject> {
     // SAFETY: the import machinery calls `PyInit__greenlet` with the GIL held (contract).
     let py = unsafe { Gil::assume() };
     crate::selfcheck::check(py)?;
+    #[cfg(Py_3_14)]
+    {
+        // SAFETY: the GIL is held (`py`), so this thread has a thread state.
+        let ts = unsafe { crate::cpython::pystate::tstate() };
+        // SAFETY: the GIL is held (`py`); `ts` is this thread's live thread state.
+        let measured = unsafe { crate::python_state::c_stack::measure(ts) };
+        crate::stacks::set_c_stack_problem(measured.err());
+    }
     crate::stacks::init_from_env(py)?;
     #[cfg(Py_3_11)]
     // SAFETY: the GIL is held (`py`); the one call, at import.

@@ -9,9 +9,10 @@
 //!   dedicated greenlet get their own too. When no stack can be had (address space, the map
 //!   count) the greenlet runs sliced instead.
 //!
-//! Read once, at import. Supported on CPython 3.10–3.13; on 3.14+ (where CPython checks the C
-//! stack by address, against limits that would have to move with every switch) the mode is
-//! not available yet, and a request for it warns and keeps `sliced`.
+//! Read once, at import. On 3.14+ CPython checks the C stack by address, against limits that
+//! move with every switch between stacks (`python_state/c_stack.rs`); where those cannot be
+//! located (3.14.0 lacks the API used to find them) a request for dedicated stacks warns
+//! and keeps `sliced`.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -26,6 +27,21 @@ pub(crate) const DEFAULT_SIZE: usize = 1 << 20;
 
 /// 0: sliced; otherwise the size of a new greenlet's dedicated stack.
 static DEDICATED_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// Why dedicated stacks cannot be used here (3.14+: where the C-stack limits live could not
+/// be measured), or `None`.
+static C_STACK_PROBLEM: std::sync::Mutex<Option<&'static str>> = std::sync::Mutex::new(None);
+
+/// Record the outcome of measuring the 3.14+ C-stack limits (at import).
+#[cfg_attr(not(Py_3_14), allow(dead_code))]
+pub(crate) fn set_c_stack_problem(problem: Option<&'static str>) {
+    *C_STACK_PROBLEM.lock().unwrap_or_else(|e| e.into_inner()) = problem;
+}
+
+/// Why dedicated stacks cannot be used on this interpreter, or `None` if they can.
+pub(crate) fn unsupported() -> Option<&'static str> {
+    *C_STACK_PROBLEM.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The size of the stack a greenlet starting now should get, or `None` to start it sliced.
 #[inline]
@@ -78,10 +94,11 @@ pub(crate) fn init_from_env(py: Gil<'_>) -> PyResult<()> {
     };
     match parse(&value) {
         Ok(None) => DEDICATED_SIZE.store(0, Ordering::Relaxed),
-        Ok(Some(_)) if cfg!(Py_3_14) => {
+        Ok(Some(_)) if unsupported().is_some() => {
             return py.warn_runtime(&format!(
-                "{ENV}={value}: dedicated stacks are not supported on Python 3.14+ by this \
-                 greenlet-rs release; greenlets stay sliced"
+                "{ENV}={value}: dedicated stacks are not available on this Python ({}); \
+                 greenlets stay sliced",
+                unsupported().unwrap_or_default()
             ));
         }
         Ok(Some(size)) => DEDICATED_SIZE.store(size, Ordering::Relaxed),

@@ -33,6 +33,10 @@ pub(crate) struct ThreadState {
     deleteme: Vec<*mut PyGreenlet>,
     /// Scratch space of the stack switch (stable address: the state is boxed).
     switch_ctx: SwitchContext,
+    /// 3.14+: the C-stack limits of the thread's own stack, restored when a switch lands
+    /// back on it from a dedicated stack.
+    #[cfg(Py_3_14)]
+    c_stack_limits: crate::python_state::c_stack::Limits,
 }
 
 /// Sentinel stored after the thread's state was handed over for destruction.
@@ -109,6 +113,16 @@ pub(crate) fn replace_tracefunc<'py>(
     Ok(previous)
 }
 
+/// 3.14+: the C-stack limits CPython set for this thread's own stack.
+#[cfg(Py_3_14)]
+fn thread_c_stack_limits() -> crate::python_state::c_stack::Limits {
+    // SAFETY: called with the GIL held (by `create_slow`), so this thread has a state.
+    let ts = unsafe { crate::cpython::pystate::tstate() };
+    // SAFETY: the GIL is held; this thread's live state, read while running on the
+    // thread's own stack (no greenlet of this thread exists yet).
+    unsafe { crate::python_state::c_stack::read(ts) }
+}
+
 #[cold]
 #[inline(never)]
 fn create_slow(py: Gil<'_>, state: *mut ThreadState) -> PyResult<*mut ThreadState> {
@@ -127,6 +141,8 @@ fn create_slow(py: Gil<'_>, state: *mut ThreadState) -> PyResult<*mut ThreadStat
         tracefunc: ptr::null_mut(),
         deleteme: Vec::new(),
         switch_ctx: SwitchContext::new(),
+        #[cfg(Py_3_14)]
+        c_stack_limits: thread_c_stack_limits(),
     }));
     // SAFETY: `state` was just allocated and is not shared yet; this is its thread.
     unsafe { (*state).switch_ctx.record_thread_stack() };
@@ -216,6 +232,12 @@ impl ThreadState {
 
     /// The greenlet running in this thread (borrowed from the state).
     #[inline(always)]
+    /// 3.14+: the C-stack limits of this thread's own stack.
+    #[cfg(Py_3_14)]
+    pub(crate) fn c_stack_limits(&self) -> &crate::python_state::c_stack::Limits {
+        &self.c_stack_limits
+    }
+
     /// The top of this thread's own stack (null if unknown): where a main greenlet's
     /// stack ends, for `_stack_saved`.
     pub(crate) fn thread_stack_top(&self) -> *mut u8 {

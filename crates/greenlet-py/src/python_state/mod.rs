@@ -16,9 +16,10 @@
 //! | 3.14 | as 3.13 without `c_recursion_remaining` (C-stack checks became address based), plus `current_executor` |
 //! | 3.15 | as 3.14; the GC also traverses the suspended frames |
 //!
-//! Fields never moved: the tracing flags and functions, `recursion_headroom`, the
-//! recursion *limits* (thread-wide; only the depth moves) and the 3.14+ C-stack limits
-//! (every greenlet runs on the thread's own stack, so the same limits apply).
+//! Fields never moved: the tracing flags and functions, `recursion_headroom` and the
+//! recursion *limits* (thread-wide; only the depth moves). The 3.14+ C-stack limits belong
+//! to the stack, not to the greenlet: they change only when a switch lands on another
+//! stack domain (`c_stack.rs`).
 
 #[cfg(not(Py_3_13))]
 use crate::cpython::pystate::CFrame;
@@ -29,6 +30,8 @@ use core::ffi::{c_int, c_void};
 use core::ptr;
 use pyo3_ffi::{PyFrameObject, PyObject, visitproc};
 
+#[cfg(Py_3_14)]
+pub(crate) mod c_stack;
 #[cfg(Py_3_12)]
 mod expose;
 #[cfg(Py_3_15)]

@@ -269,6 +269,13 @@ unsafe fn switchstack_success(now: *mut Greenlet) -> *mut PyGreenlet {
         (*now).python.restore(ts);
         (*now).exception.restore(ts);
         let state = (*now).thread_state();
+        // The C-stack limits of the stack we are on now.
+        #[cfg(Py_3_14)]
+        crate::python_state::c_stack::enter(
+            ts,
+            (*now).stack.stack_bounds(),
+            (*state).c_stack_limits(),
+        );
         ThreadState::replace_current(state, xnewref((*now).self_))
     }
 }

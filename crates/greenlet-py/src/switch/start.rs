@@ -108,6 +108,10 @@ pub(super) unsafe fn g_initialstub(
             Some(size) => (*ThreadState::switch_ctx(state)).take_stack(size),
             None => None,
         };
+        #[cfg(Py_3_14)]
+        if stack.is_some() {
+            crate::python_state::c_stack::note_dedicated_stack();
+        }
         let mut fresh = FreshStart { this, run };
         (*this).stack = match stack {
             Some(stack) => greenlet_core::StackState::for_new_dedicated(
