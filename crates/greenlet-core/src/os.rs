@@ -184,6 +184,14 @@ fn install_guard(base: *mut u8, page: usize) -> bool {
     unsafe { libc::mprotect(base.cast(), page, libc::PROT_NONE) == 0 }
 }
 
+/// Test hook: behave as on a kernel without lightweight guards, with room for `stacks` more
+/// guarded stacks. Process-wide: only for a test that runs alone in its own process.
+#[cfg(test)]
+pub(crate) fn force_page_guards(stacks: usize) {
+    GUARD.store(GUARD_PAGE, Ordering::Relaxed);
+    PAGE_GUARD_BUDGET.store(stacks + 1, Ordering::Relaxed);
+}
+
 /// With `PROT_NONE` guards each stack costs two VMAs: allow stacks up to a quarter of
 /// `vm.max_map_count` (leaving the rest to everything else the process maps).
 fn take_page_guard_budget() -> bool {

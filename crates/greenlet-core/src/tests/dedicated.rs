@@ -511,10 +511,8 @@ fn mixed_random_run(seed: u64, ops: usize, max: usize) {
     }
 }
 
-#[test]
-fn overflowing_a_dedicated_stack_hits_its_guard() {
-    // In a child process: the overflow kills it with SIGSEGV, never silently running into whatever
-    // is mapped below.
+/// Run the ignored test `name` of this binary alone in a child process; its output and status.
+fn run_child(name: &str) -> std::process::Output {
     // Under an emulator (qemu-user without binfmt), GREENLET_CORE_TEST_RUNNER names it, as
     // cargo's runner setting does for the test binary itself.
     let exe = std::env::current_exe().unwrap();
@@ -528,16 +526,22 @@ fn overflowing_a_dedicated_stack_hits_its_guard() {
         }
         None => std::process::Command::new(&exe),
     };
-    let out = cmd
-        .args([
-            "--exact",
-            "tests::dedicated::overflow_child",
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .unwrap();
+    cmd.args([
+        "--exact",
+        &format!("tests::dedicated::{name}"),
+        "--include-ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .output()
+    .unwrap()
+}
+
+#[test]
+fn overflowing_a_dedicated_stack_hits_its_guard() {
+    // In a child process: the overflow kills it with SIGSEGV, never silently running into whatever
+    // is mapped below.
+    let out = run_child("overflow_child");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("recursing on a dedicated stack"),
@@ -550,6 +554,54 @@ fn overflowing_a_dedicated_stack_hits_its_guard() {
         "{:?} {stderr}",
         out.status
     );
+}
+
+#[test]
+fn without_lightweight_guards_stacks_cost_two_mappings_and_are_capped() {
+    let out = run_child("page_guard_child");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+    assert!(stderr.contains("page guards checked"), "{stderr}");
+}
+
+fn mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+#[test]
+#[ignore = "run in a subprocess by without_lightweight_guards_stacks_cost_two_mappings_and_are_capped"]
+fn page_guard_child() {
+    crate::os::force_page_guards(3);
+    let before = mappings();
+    let stacks: Vec<Stack> = (0..3).map(|_| Stack::new(SIZE).unwrap()).collect();
+    // A PROT_NONE page splits each mapping in two (they may also merge with neighbours, so
+    // allow for that, but no fewer than one new mapping per stack).
+    let added = mappings() - before;
+    assert!((3..=6).contains(&added), "{added} mappings for 3 stacks");
+    // The budget is spent: no fourth stack, and a dedicated greenlet runs sliced.
+    let failed = crate::stack_stats().failed;
+    assert!(Stack::new(SIZE).is_none());
+    assert_eq!(crate::stack_stats().failed, failed + 1);
+    assert_eq!(crate::stack_stats().lightweight_guards, Some(false));
+    on_thread(|| {
+        let g = spawn_dedicated(SIZE, |v| {
+            assert!(!current().on_dedicated_stack());
+            v + 1
+        });
+        assert_eq!(g.switch(1), 2);
+    });
+    // Unmapping one gives its room back.
+    drop(stacks);
+    assert!(Stack::new(SIZE).is_some());
+    // And a stack guarded that way runs a greenlet.
+    on_thread(|| {
+        let g = spawn_dedicated(SIZE, |v| v * 2);
+        assert!(g.switch(4) == 8);
+    });
+    eprintln!("page guards checked");
 }
 
 #[test]
