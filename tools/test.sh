@@ -34,6 +34,9 @@
 # the table still has counts; the crash itself stays a failure.
 #
 # Knobs: PYTHONS, REQUIRE_ALL_PYTHONS (above),
+#        STACK_MODES (default "dedicated": the GREENLET_STACKS values our tests,
+#        upstream's suite and the clients run with again, after the default
+#        sliced run; "" for none),
 #        CLIENTS (default "gevent eventlet sqlalchemy greenback playwright"; none skips),
 #        RUST_TESTS=0 (skip the greenlet-core tests; `make test-py`),
 #        SUITE_TIMEOUT (seconds per suite, default 1500),
@@ -57,6 +60,9 @@ fi
 # with REQUIRE_ALL_PYTHONS=1; otherwise it is skipped, loudly.
 REQUIRE_ALL_PYTHONS="${REQUIRE_ALL_PYTHONS:-$EXPLICIT}"
 RUST_TESTS="${RUST_TESTS:-1}"
+STACK_MODES="${STACK_MODES-dedicated}"
+# The default legs run in the default (sliced) mode, whatever the caller's environment says.
+unset GREENLET_STACKS
 PYENV_ROOT="${PYENV_ROOT:-$HOME/.pyenv}"
 SUITE_TIMEOUT="${SUITE_TIMEOUT:-1500}"
 read -r -a PYTEST_EXTRA <<<"${PYTEST_ARGS:-}"
@@ -380,6 +386,14 @@ for ver in "${VERSIONS[@]}"; do
     if [ -f tools/stubtest.sh ]; then
         run_suite "stubtest-$ver" stubtest bash tools/stubtest.sh "$venv/bin/python"
     fi
+    # Our tests and upstream's again with greenlets on stacks of their own
+    # (GREENLET_STACKS is read at import; the same build).
+    for mode in $STACK_MODES; do
+        run_suite "pytest-$ver-python-$mode" pytest env GREENLET_STACKS="$mode" \
+            "$venv/bin/python" -m pytest -q -p no:cacheprovider "${PYTEST_EXTRA[@]}" tests/python
+        run_suite "upstream-suite-$ver-$mode" upstream env GREENLET_STACKS="$mode" \
+            "$venv/bin/python" tools/upstream_suite.py --no-prepare "${UPSTREAM_EXTRA[@]}"
+    done
 done
 
 # ---------------------------------------------------------------- clients
@@ -418,6 +432,12 @@ except Exception as e:
         fi
         run_suite "client-$client-3.11" client \
             "$py311" tools/clients.py "$client" --python 3.11 --baseline
+        # Again with every greenlet on a stack of its own, compared with the
+        # upstream results just saved.
+        for mode in $STACK_MODES; do
+            run_suite "client-$client-3.11-$mode" client env GREENLET_STACKS="$mode" \
+                "$py311" tools/clients.py "$client" --python 3.11
+        done
     done
 fi
 
