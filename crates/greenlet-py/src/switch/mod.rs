@@ -253,6 +253,8 @@ unsafe fn after_stack_switch() -> Switched {
     let now = SWITCHING.swap(ptr::null_mut(), Ordering::Relaxed);
     // SAFETY: `now` is the greenlet whose stack we are running on (contract).
     let origin = unsafe { switchstack_success(now) };
+    // SAFETY: GIL held; `origin` is null or owned (so live). (`auto`'s bookkeeping.)
+    unsafe { crate::stacks::note_switched_away(origin) };
     Switched {
         new_current: now,
         origin,
