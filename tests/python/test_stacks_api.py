@@ -391,3 +391,21 @@ def test_auto_per_thread_and_per_instance():
         print(_greenlet._stack_auto_stats(L) is not None)
     """)
     assert r.stdout.split() == ["True", "True", "True"]
+
+
+@needs_dedicated
+def test_auto_keeps_no_reference_to_the_types_it_tracks():
+    r = run("""
+        import gc, sys, weakref, greenlet
+        from greenlet import _greenlet
+        class K(greenlet.greenlet):
+            pass
+        before = sys.getrefcount(K)
+        K(lambda: None).switch()
+        print(_greenlet._stack_auto_stats(K) is not None, sys.getrefcount(K) == before)
+        ref = weakref.ref(K)
+        del K
+        gc.collect()
+        print(ref() is None)
+    """, "auto")
+    assert r.stdout.split() == ["True", "True", "True"]

@@ -48,8 +48,8 @@ pub(crate) const AUTO_LOW: usize = 4 << 10;
 /// `auto`: how many switches away (since the kind's last change) a decision needs.
 pub(crate) const AUTO_MIN_SAMPLES: u32 = 64;
 
-/// `auto`: at most this many kinds (Python types) are tracked; the registry keeps a
-/// reference to each type. Greenlets of further kinds start sliced.
+/// `auto`: at most this many kinds (Python types) are tracked. Greenlets of further kinds
+/// start sliced.
 const AUTO_MAX_KINDS: usize = 256;
 
 /// Whether dedicated stacks can be used on this interpreter (CPython 3.10–3.13 for now).
@@ -391,8 +391,6 @@ pub(crate) fn decode_choice(word: usize) -> Option<Policy> {
 
 /// What `auto` learns about one kind of greenlet (one Python type).
 pub(crate) struct KindStats {
-    /// The type (a strong reference, for the registry's life: the key must not be reused).
-    ty: *mut pyo3_ffi::PyTypeObject,
     /// Exponentially weighted mean of the bytes per switch away, times 16 (weight 1/16).
     mean16: AtomicUsize,
     /// Samples since the last change of `dedicated` (saturating).
@@ -401,15 +399,37 @@ pub(crate) struct KindStats {
     dedicated: AtomicBool,
 }
 
-/// Every kind `auto` tracks, allocated once each and never freed.
-static KINDS: GilCell<Vec<&'static KindStats>> = GilCell::new(Vec::new());
+/// A tracked kind: the type's address and name (no reference is kept, so a type may die
+/// and another take its address; a different name then resets the stats), and its stats.
+struct KindEntry {
+    ty: usize,
+    name: Box<[u8]>,
+    stats: &'static KindStats,
+}
+
+/// Every kind `auto` tracks; the stats are allocated once each and never freed.
+static KINDS: GilCell<Vec<KindEntry>> = GilCell::new(Vec::new());
 
 /// Set once any greenlet is tracked by `auto`: until then the switch path does nothing more
 /// than load this flag.
 static AUTO_USED: AtomicBool = AtomicBool::new(false);
 
-/// The stats of the kind `ty`, made (and the type referenced) on first use; `None` when
-/// the registry is full. Allocates no Python object and runs no Python code.
+/// The name of a type (`tp_name`).
+///
+/// # Safety
+/// The GIL is held; `ty` is a live type.
+unsafe fn type_name<'a>(ty: *mut pyo3_ffi::PyTypeObject) -> &'a [u8] {
+    // SAFETY: a live type (contract); its name is a C string it keeps.
+    let name = unsafe { (*ty).tp_name };
+    if name.is_null() {
+        return b"";
+    }
+    // SAFETY: as above.
+    unsafe { core::ffi::CStr::from_ptr(name) }.to_bytes()
+}
+
+/// The stats of the kind `ty`, made on first use; `None` when the registry is full.
+/// Allocates no Python object and runs no Python code.
 ///
 /// # Safety
 /// The GIL is held; `ty` is a live type.
@@ -418,22 +438,33 @@ unsafe fn kind_stats(ty: *mut pyo3_ffi::PyTypeObject) -> Option<&'static KindSta
     let kinds = unsafe { KINDS.get() };
     // SAFETY: as above: the only borrow of the registry, ending here.
     let kinds = unsafe { &mut *kinds };
-    if let Some(k) = kinds.iter().find(|k| k.ty == ty) {
-        return Some(k);
+    // SAFETY: the GIL is held; a live type (contract).
+    let name = unsafe { type_name(ty) };
+    if let Some(k) = kinds.iter_mut().find(|k| k.ty == ty as usize) {
+        if *k.name != *name {
+            // Another type at a dead one's address: start afresh. (No live greenlet can be
+            // of the dead type: each holds its type.)
+            k.name = name.into();
+            k.stats.mean16.store(0, Ordering::Relaxed);
+            k.stats.samples.store(0, Ordering::Relaxed);
+            k.stats.dedicated.store(false, Ordering::Relaxed);
+        }
+        return Some(k.stats);
     }
     if kinds.len() >= AUTO_MAX_KINDS {
         return None;
     }
-    // SAFETY: the GIL is held; `ty` is live (contract). The registry keeps this reference.
-    unsafe { pyo3_ffi::Py_INCREF(ty.cast()) };
-    let k: &'static KindStats = Box::leak(Box::new(KindStats {
-        ty,
+    let stats: &'static KindStats = Box::leak(Box::new(KindStats {
         mean16: AtomicUsize::new(0),
         samples: AtomicU32::new(0),
         dedicated: AtomicBool::new(false),
     }));
-    kinds.push(k);
-    Some(k)
+    kinds.push(KindEntry {
+        ty: ty as usize,
+        name: name.into(),
+        stats,
+    });
+    Some(stats)
 }
 
 impl KindStats {
@@ -609,7 +640,17 @@ pub(crate) fn auto_stats<'py>(py: Gil<'py>, cls: Borrowed<'_, 'py>) -> PyResult<
     // SAFETY: as above: the only borrow of the registry, ending here.
     let kinds = unsafe { &*kinds };
     let ty = cls.as_ptr().cast::<pyo3_ffi::PyTypeObject>();
-    let Some(k) = kinds.iter().find(|k| k.ty == ty) else {
+    // SAFETY: the GIL is held (`py`); a type check of a live object.
+    if unsafe { pyo3_ffi::PyType_Check(ty.cast()) } == 0 {
+        return Err(py.type_error(c"_stack_auto_stats() takes a type"));
+    }
+    // SAFETY: the GIL is held; a live type (checked).
+    let name = unsafe { type_name(ty) };
+    let Some(k) = kinds
+        .iter()
+        .find(|k| k.ty == ty as usize && *k.name == *name)
+        .map(|k| k.stats)
+    else {
         return Ok(py.none().to_owned());
     };
     let dedicated = py.bool(k.dedicated.load(Ordering::Relaxed));
@@ -664,7 +705,6 @@ mod tests {
 
     fn stats() -> KindStats {
         KindStats {
-            ty: ptr::null_mut(),
             mean16: AtomicUsize::new(0),
             samples: AtomicU32::new(0),
             dedicated: AtomicBool::new(false),
