@@ -229,7 +229,7 @@ pub(crate) fn policy_from_object(
     }
     // SAFETY: the GIL is held (`py`); a type check of a live object.
     if unsafe { pyo3_ffi::PyUnicode_Check(o) } != 0 {
-        let text = str_of(py, obj)?;
+        let text = str_of(obj)?;
         return parse(&text)
             .map(Some)
             .map_err(|m| value_error(py, &format!("{what}: {m}")));
@@ -252,12 +252,16 @@ pub(crate) fn policy_from_object(
             size,
         }));
     }
-    let _ = what;
-    Err(py.type_error(c"a stack policy (stack=, gr_stack, __greenlet_stack__) is a str ('sliced', 'dedicated[:SIZE]', 'auto[:SIZE]'), an int (the size of a dedicated stack) or None"))
+    let msg = format!(
+        "{what}: a stack policy is a str ('sliced', 'dedicated[:SIZE]', 'auto[:SIZE]'), an int \
+         (the size of a dedicated stack in bytes) or None"
+    );
+    let msg = std::ffi::CString::new(msg).unwrap_or_default();
+    Err(py.type_error(&msg))
 }
 
 /// The text of a `str`.
-fn str_of(py: Gil<'_>, s: Borrowed<'_, '_>) -> PyResult<String> {
+fn str_of(s: Borrowed<'_, '_>) -> PyResult<String> {
     let mut len: pyo3_ffi::Py_ssize_t = 0;
     // SAFETY: the GIL is held; `s` is a live `str` (checked by the callers).
     let p = unsafe { pyo3_ffi::PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut len) };
@@ -266,7 +270,6 @@ fn str_of(py: Gil<'_>, s: Borrowed<'_, '_>) -> PyResult<String> {
     }
     // SAFETY: `p` points at `len` bytes of UTF-8 owned by the string, alive for the call.
     let bytes = unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len as usize) };
-    let _ = py;
     Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
@@ -338,7 +341,7 @@ pub(crate) fn set_stack_policy<'py>(
         }
         None
     } else {
-        let text = str_of(py, mode)?;
+        let text = str_of(mode)?;
         let mut p =
             parse(&text).map_err(|m| value_error(py, &format!("set_stack_policy(): {m}")))?;
         if let Some(size) = size {
