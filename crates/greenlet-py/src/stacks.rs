@@ -608,15 +608,16 @@ pub(crate) unsafe fn effective_policy(py: Gil<'_>, this: &Greenlet) -> PyResult<
 /// # Safety
 /// The GIL is held; `this` is an unstarted user greenlet about to start.
 pub(crate) unsafe fn size_for_start(this: *mut Greenlet) -> PyResult<Option<usize>> {
-    if !supported() {
-        return Ok(None);
-    }
     // SAFETY: the GIL is held (contract).
     let py = unsafe { Gil::assume() };
     // SAFETY: a live greenlet (contract); a short borrow, no Python code runs.
     let g = unsafe { &mut *this };
-    // SAFETY: the GIL is held; a live greenlet.
+    // SAFETY: the GIL is held; a live greenlet. (Resolved, and so checked, everywhere: a
+    // bad `__greenlet_stack__` fails the same way on every interpreter.)
     let policy = unsafe { effective_policy(py, g)? };
+    if !supported() {
+        return Ok(None);
+    }
     Ok(match policy.mode {
         Mode::Sliced => None,
         Mode::Dedicated => Some(policy.size),
