@@ -20,6 +20,10 @@ from ._greenlet import greenlet
 from ._greenlet import gettrace
 from ._greenlet import settrace
 
+# Which stack new greenlets start on (greenlet-rs; see docs/stacks.md).
+from ._greenlet import get_stack_policy  # noqa: F401
+from ._greenlet import set_stack_policy  # noqa: F401
+
 # Legacy constants: these features are always available.
 from ._greenlet import GREENLET_USE_CONTEXT_VARS  # noqa: F401
 from ._greenlet import GREENLET_USE_GC  # noqa: F401

@@ -13,9 +13,11 @@ from ._greenlet import (
     enable_optional_cleanup as enable_optional_cleanup,
     error as error,
     get_clocks_used_doing_optional_cleanup as get_clocks_used_doing_optional_cleanup,
+    get_stack_policy as get_stack_policy,
     getcurrent as getcurrent,
     gettrace as gettrace,
     greenlet as greenlet,
+    set_stack_policy as set_stack_policy,
     settrace as settrace,
 )
 

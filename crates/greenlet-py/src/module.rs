@@ -89,6 +89,79 @@ module_fn!(mod_dedicated_stack_size, |py, _unused| {
     py.int_from_usize(crate::stacks::dedicated_size().unwrap_or(0))
 });
 
+/// `get_stack_policy(*, thread=False)`.
+unsafe extern "C" fn mod_get_stack_policy(
+    _module: *mut PyObject,
+    args: *mut PyObject,
+    kwargs: *mut PyObject,
+) -> *mut PyObject {
+    // SAFETY: CPython calls module functions with the GIL held.
+    let py = unsafe { Gil::assume() };
+    let mut thread: c_int = 0;
+    let mut kwlist: [*mut core::ffi::c_char; 2] = [c"thread".as_ptr().cast_mut(), ptr::null_mut()];
+    // SAFETY: the GIL is held; the call's arguments tuple and keywords (null or a dict);
+    // "p" stores an int.
+    let ok = unsafe {
+        PyArg_ParseTupleAndKeywords(
+            args,
+            kwargs,
+            c"|$p:get_stack_policy".as_ptr(),
+            kwlist.as_mut_ptr().cast(),
+            &mut thread,
+        )
+    };
+    if ok == 0 {
+        return ptr::null_mut();
+    }
+    into_ptr(crate::stacks::get_stack_policy(py, thread != 0))
+}
+
+/// `set_stack_policy(mode, size=None, *, thread=False)`.
+unsafe extern "C" fn mod_set_stack_policy(
+    _module: *mut PyObject,
+    args: *mut PyObject,
+    kwargs: *mut PyObject,
+) -> *mut PyObject {
+    // SAFETY: CPython calls module functions with the GIL held.
+    let py = unsafe { Gil::assume() };
+    let mut mode: *mut PyObject = ptr::null_mut();
+    let mut size: *mut PyObject = ptr::null_mut();
+    let mut thread: c_int = 0;
+    let mut kwlist: [*mut core::ffi::c_char; 4] = [
+        c"mode".as_ptr().cast_mut(),
+        c"size".as_ptr().cast_mut(),
+        c"thread".as_ptr().cast_mut(),
+        ptr::null_mut(),
+    ];
+    // SAFETY: the GIL is held; the call's arguments tuple and keywords (null or a dict);
+    // "O" stores borrowed objects, "p" an int.
+    let ok = unsafe {
+        PyArg_ParseTupleAndKeywords(
+            args,
+            kwargs,
+            c"O|O$p:set_stack_policy".as_ptr(),
+            kwlist.as_mut_ptr().cast(),
+            &mut mode,
+            &mut size,
+            &mut thread,
+        )
+    };
+    if ok == 0 {
+        return ptr::null_mut();
+    }
+    // SAFETY: held by the arguments, alive for the call.
+    let mode = unsafe { Borrowed::from_ptr(py, mode) };
+    // SAFETY: as above (null when not given).
+    let size = unsafe { Borrowed::from_ptr_opt(py, size) };
+    into_ptr(crate::stacks::set_stack_policy(py, mode, size, thread != 0))
+}
+
+module_fn!(mod_stack_auto_stats, |py, cls| {
+    // SAFETY: the `METH_O` argument, which the caller keeps alive for the call.
+    let cls = unsafe { Borrowed::from_ptr(py, cls) };
+    crate::stacks::auto_stats(py, cls)
+});
+
 module_fn!(mod_stack_bounds, |py, g| {
     // SAFETY: the GIL is held (`py`); the `METH_O` argument is live for the call.
     unsafe { crate::globals::check_greenlet(g)? };
@@ -199,6 +272,28 @@ fn module_methods() -> *mut PyMethodDef {
             METH_NOARGS,
             c"_dedicated_stack_size() -> int\n\nThe size of the stack a new greenlet starts on (GREENLET_STACKS), or 0 when greenlets are sliced (provisional; for tests).",
         ),
+        PyMethodDef {
+            ml_name: c"get_stack_policy".as_ptr(),
+            ml_meth: PyMethodDefPointer {
+                PyCFunctionWithKeywords: mod_get_stack_policy,
+            },
+            ml_flags: METH_VARARGS | METH_KEYWORDS,
+            ml_doc: c"get_stack_policy(*, thread=False) -> str or None\n\nThe stack policy new greenlets start with: 'sliced', 'dedicated:SIZE' or 'auto:SIZE' (SIZE in bytes). With thread=True, this thread's own policy, or None if it has none (then the process-wide one applies). A greenlet's stack= / gr_stack and its class's __greenlet_stack__ take precedence over both.".as_ptr(),
+        },
+        PyMethodDef {
+            ml_name: c"set_stack_policy".as_ptr(),
+            ml_meth: PyMethodDefPointer {
+                PyCFunctionWithKeywords: mod_set_stack_policy,
+            },
+            ml_flags: METH_VARARGS | METH_KEYWORDS,
+            ml_doc: c"set_stack_policy(mode, size=None, *, thread=False) -> str or None\n\nSets the stack policy of greenlets that start from now on, process-wide or (thread=True) for this thread only, and returns the previous one (as get_stack_policy() gives it, so it can be passed back). mode is 'sliced', 'dedicated' or 'auto', optionally with ':SIZE' (bytes, or a k/m suffix), or None with thread=True to drop this thread's own policy. size is the size in bytes of a dedicated stack (64k to 1g; default 1 MiB). Dedicated stacks need CPython 3.10-3.13: elsewhere a mode other than 'sliced' warns (RuntimeWarning) and changes nothing.".as_ptr(),
+        },
+        method(
+            c"_stack_auto_stats",
+            mod_stack_auto_stats,
+            METH_O,
+            c"_stack_auto_stats(cls) -> (dedicated, mean, samples) or None\n\nWhat the 'auto' policy learnt about greenlets of type cls: whether later ones start on dedicated stacks, the mean bytes per switch away, and the switches seen since its last change (provisional; for tests).",
+        ),
         method(
             c"_stack_bounds",
             mod_stack_bounds,
@@ -295,8 +390,7 @@ pub(crate) unsafe fn init() -> PyResult<*mut PyObject> {
         // SAFETY: the GIL is held (`py`), so this thread has a thread state.
         let ts = unsafe { crate::cpython::pystate::tstate() };
         // SAFETY: the GIL is held (`py`); `ts` is this thread's live thread state.
-        let measured = unsafe { crate::python_state::c_stack::measure(ts) };
-        crate::stacks::set_c_stack_problem(measured.err());
+        unsafe { crate::python_state::c_stack::measure(ts) };
     }
     crate::stacks::init_from_env(py)?;
     #[cfg(Py_3_11)]

@@ -89,6 +89,12 @@ pub(crate) struct Greenlet {
     /// Failures on demand, set only through `UnswitchableGreenlet` (a test double); kept
     /// out of [`Kind`] so that production code never matches on them.
     pub(crate) test_hooks: TestHooks,
+    /// This greenlet's own stack policy (`stack=` / `gr_stack`), encoded by
+    /// [`crate::stacks::encode_choice`]; 0 for none.
+    pub(crate) stack_choice: usize,
+    /// What `auto` learns from this greenlet's switches: its kind's stats, set at its start
+    /// when `auto` applied to it.
+    pub(crate) stack_kind: Option<&'static crate::stacks::KindStats>,
 }
 
 /// The switch failures `greenlet._greenlet.UnswitchableGreenlet` can ask for (upstream's
@@ -169,6 +175,8 @@ impl Greenlet {
             args: ptr::null_mut(),
             kwargs: ptr::null_mut(),
             test_hooks: TestHooks::default(),
+            stack_choice: 0,
+            stack_kind: None,
             kind: Kind::User {
                 parent,
                 main_greenlet: ptr::null_mut(),
@@ -188,6 +196,8 @@ impl Greenlet {
             args: ptr::null_mut(),
             kwargs: ptr::null_mut(),
             test_hooks: TestHooks::default(),
+            stack_choice: 0,
+            stack_kind: None,
             kind: Kind::Main {
                 thread_state: AtomicPtr::new(state),
             },

@@ -1,5 +1,5 @@
 //! The type's properties (`PyGetSetDef`): `__dict__`, `run`, `parent`, `gr_frame`,
-//! `gr_context`, `dead` and `_stack_saved`.
+//! `gr_context`, `dead`, `_stack_saved`, `gr_stack` and `gr_stack_dedicated`.
 //!
 //! Each C entry point only makes the [`Gil`] token and borrows its arguments; the body
 //! is a safe function of those (see `getter!` and `setter!` below).
@@ -169,4 +169,33 @@ getter!(green_get_stack_saved, |py, slf| {
     let saved = unsafe { pyo3_ffi::PyLong_FromSsize_t(saved as pyo3_ffi::Py_ssize_t) };
     // SAFETY: a new reference or null with an exception set.
     unsafe { Owned::from_raw(py, saved) }
+});
+
+getter!(green_getstack, |py, slf| {
+    // SAFETY: a live implementation; a short read.
+    let word = unsafe { (*imp(slf)).stack_choice };
+    crate::stacks::policy_to_object(py, crate::stacks::decode_choice(word))
+});
+
+setter!(green_setstack, |py, slf, val| {
+    let choice = match val {
+        None => None,
+        Some(v) => crate::stacks::policy_from_object(py, v, "gr_stack")?,
+    };
+    // SAFETY: a live implementation; a short borrow, no Python code runs.
+    let this = unsafe { &mut *imp(slf) };
+    if this.started() {
+        return Err(py.value_error(c"gr_stack cannot be changed after the greenlet has started"));
+    }
+    this.stack_choice = crate::stacks::encode_choice(choice);
+    Ok(())
+});
+
+getter!(green_get_stack_dedicated, |py, slf| {
+    // SAFETY: a live implementation; a short borrow.
+    let this = unsafe { &*imp(slf) };
+    if !this.stack.active() {
+        return Ok(py.none().to_owned());
+    }
+    Ok(py.bool(this.stack.owns_stack()))
 });

@@ -116,6 +116,14 @@ pub(crate) unsafe fn create_type() -> *mut PyTypeObject {
         getset(c"dead", green_getdead, None),
         getset(c"_stack_saved", green_get_stack_saved, None),
         PyGetSetDef {
+            doc: c"This greenlet's own stack policy, or None (then its class's __greenlet_stack__, the thread's or the process-wide policy applies): 'sliced', 'dedicated:SIZE' or 'auto:SIZE'. Set it (or pass stack= to the constructor) before the greenlet starts: a str such as 'dedicated' or 'dedicated:256k', an int (the size of a dedicated stack in bytes) or None. Setting it once the greenlet has started raises ValueError.".as_ptr(),
+            ..getset(c"gr_stack", green_getstack, Some(green_setstack))
+        },
+        PyGetSetDef {
+            doc: c"Whether this greenlet runs on a stack of its own: None before it starts and once it is dead; False if it runs sliced on its thread's stack (or on its starter's dedicated stack), also when a dedicated stack was asked for and none could be had.".as_ptr(),
+            ..getset(c"gr_stack_dedicated", green_get_stack_dedicated, None)
+        },
+        PyGetSetDef {
             name: ptr::null(),
             get: None,
             set: None,

@@ -88,6 +88,32 @@ pub(super) unsafe extern "C" fn green_init(
         // SAFETY: as above; `run` and `parent` are borrowed from `args`.
         return unsafe { init_fields(slf, run, parent) };
     }
+    // `stack=` is taken out of the keywords first, so that every other call parses (and
+    // fails) exactly as upstream's `greenlet(run=None, parent=None)`.
+    // SAFETY: as above.
+    let (kwargs, stack) = match unsafe { take_stack_keyword(kwargs) } {
+        Ok(v) => v,
+        Err(()) => return -1,
+    };
+    // SAFETY: CPython calls `tp_init` with the GIL held.
+    let py = unsafe { Gil::assume() };
+    // SAFETY: a new reference (a copy of the keywords) or null.
+    let kwargs = unsafe { Owned::from_raw_opt(py, kwargs) };
+    let kwargs_ptr = opt_as_object(&kwargs);
+    // SAFETY: a new reference to the value of `stack=`, or null.
+    let stack = unsafe { Owned::from_raw_opt(py, stack) };
+    if let Some(stack) = &stack {
+        let set = crate::stacks::policy_from_object(py, stack.borrow(), "stack=").map(|choice| {
+            // SAFETY: a greenlet after `tp_new` (CPython calls `tp_init` on one).
+            let this = unsafe { pimpl(slf) };
+            // SAFETY: its live implementation, not started (it was just made); a short
+            // write.
+            unsafe { (*this).stack_choice = crate::stacks::encode_choice(choice) };
+        });
+        if set.is_err() {
+            return -1;
+        }
+    }
     let mut kwlist: [*mut c_char; 3] = [
         c"run".as_ptr().cast_mut(),
         c"parent".as_ptr().cast_mut(),
@@ -97,7 +123,7 @@ pub(super) unsafe extern "C" fn green_init(
     let parsed = unsafe {
         PyArg_ParseTupleAndKeywords(
             args,
-            kwargs,
+            kwargs_ptr,
             c"|OO:green".as_ptr(),
             // `char **` before 3.13, `char *const *` after.
             kwlist.as_mut_ptr().cast(),
@@ -110,6 +136,38 @@ pub(super) unsafe extern "C" fn green_init(
     }
     // SAFETY: as above; `run` and `parent` are borrowed from the arguments.
     unsafe { init_fields(slf, run, parent) }
+}
+
+/// Splits `stack=` off the constructor's keywords: returns a new reference to a copy of
+/// `kwargs` without it (or null if there are no others, or `kwargs` was null) and a new
+/// reference to its value (or null if absent).
+///
+/// # Safety
+/// The GIL is held; `kwargs` is null or a dict.
+unsafe fn take_stack_keyword(kwargs: *mut PyObject) -> Result<(*mut PyObject, *mut PyObject), ()> {
+    if kwargs.is_null() {
+        return Ok((ptr::null_mut(), ptr::null_mut()));
+    }
+    // SAFETY: the GIL is held; a dict (contract) and a C string key.
+    let stack = unsafe { PyDict_GetItemString(kwargs, c"stack".as_ptr()) };
+    if stack.is_null() {
+        // SAFETY: the GIL is held; the caller keeps `kwargs` alive, and we return a new
+        // reference to it.
+        return Ok((unsafe { xnewref(kwargs) }, ptr::null_mut()));
+    }
+    // SAFETY: as above; `stack` is borrowed from the dict, and we take our own reference.
+    let stack = unsafe { xnewref(stack) };
+    // SAFETY: as above; a copy we own.
+    let rest = unsafe { PyDict_Copy(kwargs) };
+    // SAFETY: as above; removing a key we know is there, from our copy.
+    if rest.is_null() || unsafe { PyDict_DelItemString(rest, c"stack".as_ptr()) } < 0 {
+        // SAFETY: our references.
+        unsafe { Py_XDECREF(rest) };
+        // SAFETY: as above.
+        unsafe { Py_DECREF(stack) };
+        return Err(());
+    }
+    Ok((rest, stack))
 }
 
 /// `type.__call__` for exactly `greenlet.greenlet`, as vectorcall (`tp_vectorcall`

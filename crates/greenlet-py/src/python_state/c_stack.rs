@@ -56,12 +56,31 @@ type ResetProtection = unsafe extern "C" fn(*mut PyThreadState);
 /// How far into the thread state the search for the fields goes.
 const SEARCH_BYTES: usize = 4096;
 
-/// Measure where the limits live and CPython's margins (see the module docs). Returns why
-/// not, if they cannot be found; then dedicated stacks must not be used.
+/// Why [`measure`] could not find the limits (then dedicated stacks must not be used).
+static PROBLEM: std::sync::Mutex<Option<&'static str>> = std::sync::Mutex::new(None);
+
+/// Why the limits were not found at import, if they were not.
+pub(crate) fn problem() -> Option<&'static str> {
+    *PROBLEM.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Measure where the limits live and CPython's margins (see the module docs), at import;
+/// if they cannot be found, [`measured`] stays false and [`problem`] says why.
 ///
 /// # Safety
 /// The GIL is held; `tstate` is the running thread state.
-pub(crate) unsafe fn measure(tstate: *mut PyThreadState) -> Result<(), &'static str> {
+pub(crate) unsafe fn measure(tstate: *mut PyThreadState) {
+    // SAFETY: the contract.
+    if let Err(why) = unsafe { locate(tstate) } {
+        *PROBLEM.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
+}
+
+/// The measurement itself.
+///
+/// # Safety
+/// As for [`measure`].
+unsafe fn locate(tstate: *mut PyThreadState) -> Result<(), &'static str> {
     #[cfg(not(unix))]
     {
         let _ = tstate;

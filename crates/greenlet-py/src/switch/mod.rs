@@ -239,7 +239,10 @@ unsafe fn g_switchstack(this: *mut Greenlet) -> Switched {
         }
         // Only this greenlet's own locals are valid now; `this` above is whatever we
         // switched to last time. Who is running is in the global.
-        after_stack_switch()
+        let switched = after_stack_switch();
+        // `auto`'s bookkeeping for the greenlet that switched away (owned, so live).
+        crate::stacks::note_switched_away(switched.origin);
+        switched
     }
 }
 

@@ -104,9 +104,13 @@ pub(super) unsafe fn g_initialstub(
         };
         let current = (*state).current();
         // On a stack of its own if the policy says so and one can be had; else sliced.
-        let stack = match crate::stacks::dedicated_size() {
-            Some(size) => (*ThreadState::switch_ctx(state)).take_stack(size),
-            None => None,
+        let stack = match crate::stacks::size_for_start(this) {
+            Ok(Some(size)) => (*ThreadState::switch_ctx(state)).take_stack(size),
+            Ok(None) => None,
+            Err(PyErrSet) => {
+                pyo3_ffi::Py_DECREF(run);
+                return Switched::FAILED;
+            }
         };
         #[cfg(Py_3_14)]
         if stack.is_some() {
