@@ -386,11 +386,14 @@ for ver in "${VERSIONS[@]}"; do
     if [ -f tools/stubtest.sh ]; then
         run_suite "stubtest-$ver" stubtest bash tools/stubtest.sh "$venv/bin/python"
     fi
-    # Our tests and upstream's again with greenlets on stacks of their own
+    # Our tests, the stress harness's short run and upstream's suite again with greenlets on stacks of their own
     # (GREENLET_STACKS is read at import; the same build).
     for mode in $STACK_MODES; do
-        run_suite "pytest-$ver-python-$mode" pytest env GREENLET_STACKS="$mode" \
-            "$venv/bin/python" -m pytest -q -p no:cacheprovider "${PYTEST_EXTRA[@]}" tests/python
+        for dir in tests/python tests/stress; do
+            [ -d "$dir" ] || continue
+            run_suite "pytest-$ver-$(basename "$dir")-$mode" pytest env GREENLET_STACKS="$mode" \
+                "$venv/bin/python" -m pytest -q -p no:cacheprovider "${PYTEST_EXTRA[@]}" "$dir"
+        done
         run_suite "upstream-suite-$ver-$mode" upstream env GREENLET_STACKS="$mode" \
             "$venv/bin/python" tools/upstream_suite.py --no-prepare "${UPSTREAM_EXTRA[@]}"
     done

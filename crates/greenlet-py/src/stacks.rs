@@ -628,9 +628,26 @@ pub(crate) unsafe fn size_for_start(this: *mut Greenlet) -> PyResult<Option<usiz
     let py = unsafe { Gil::assume() };
     // SAFETY: a live greenlet (contract); a short borrow, no Python code runs.
     let g = unsafe { &mut *this };
+    // A `throw()` into an unstarted greenlet starts it with its exception pending: keep that
+    // aside while looking up the policy (a dict lookup that finds nothing is told apart from
+    // one that failed by whether an exception is set), and put it back.
+    // SAFETY: the GIL is held.
+    let pending = unsafe { crate::util::SavedError::fetch() };
     // SAFETY: the GIL is held; a live greenlet. (Resolved, and so checked, everywhere: a
     // bad `__greenlet_stack__` fails the same way on every interpreter.)
-    let policy = unsafe { effective_policy(py, g)? };
+    let policy = match unsafe { effective_policy(py, g) } {
+        Ok(p) => {
+            // SAFETY: the GIL is held; no exception is set (the lookup succeeded).
+            unsafe { pending.restore() };
+            p
+        }
+        Err(e) => {
+            // The start fails with the policy's error instead.
+            // SAFETY: the GIL is held.
+            unsafe { pending.discard() };
+            return Err(e);
+        }
+    };
     if !supported() {
         return Ok(None);
     }
