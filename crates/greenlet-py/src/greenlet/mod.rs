@@ -59,9 +59,6 @@ pub(crate) enum Kind {
         main_greenlet: *mut PyGreenlet,
         /// Owned; `run` before the start, and the callable while it runs.
         run_callable: *mut PyObject,
-        /// Being killed because its last reference went away (see
-        /// `switch::throw_greenlet_exit_during_dealloc`).
-        killed_by_dealloc: bool,
     },
     /// The greenlet standing for a thread's original stack.
     Main {
@@ -95,6 +92,9 @@ pub(crate) struct Greenlet {
     /// What `auto` learns from this greenlet's switches: its kind's stats, set at its start
     /// when `auto` applied to it.
     pub(crate) stack_kind: Option<&'static crate::stacks::KindStats>,
+    /// How many releases of killed greenlets' results are running in this greenlet, one
+    /// inside the other (see `switch::throw`'s `release_kill_result`).
+    pub(crate) kill_release_depth: u32,
 }
 
 /// The switch failures `greenlet._greenlet.UnswitchableGreenlet` can ask for (upstream's
@@ -177,11 +177,11 @@ impl Greenlet {
             test_hooks: TestHooks::default(),
             stack_choice: 0,
             stack_kind: None,
+            kill_release_depth: 0,
             kind: Kind::User {
                 parent,
                 main_greenlet: ptr::null_mut(),
                 run_callable: ptr::null_mut(),
-                killed_by_dealloc: false,
             },
         }
     }
@@ -198,6 +198,7 @@ impl Greenlet {
             test_hooks: TestHooks::default(),
             stack_choice: 0,
             stack_kind: None,
+            kill_release_depth: 0,
             kind: Kind::Main {
                 thread_state: AtomicPtr::new(state),
             },

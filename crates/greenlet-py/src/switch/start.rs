@@ -253,13 +253,6 @@ pub(super) unsafe fn inner_bootstrap(
         Greenlet::release_args(this);
         (*this).python.did_finish(tstate());
         let mut result = handle_exit(result);
-        if let Kind::User {
-            killed_by_dealloc: true,
-            ..
-        } = (*this).kind
-        {
-            drop_traceback_here(result);
-        }
 
         (*this).stack.set_inactive();
         let mut parent = (*this).parent();
@@ -278,33 +271,5 @@ pub(super) unsafe fn inner_bootstrap(
             c"greenlet: ran out of parent greenlets while propagating exception; cannot continue"
                 .as_ptr(),
         )
-    }
-}
-
-/// In a greenlet that was killed because its last reference went away, and has now
-/// finished: drops the traceback of the `GreenletExit` it hands to its killer, here, on
-/// its own stack.
-///
-/// That traceback keeps the greenlet's finished frames, and with them its locals,
-/// alive. Released in the killer instead, a local that held the last reference to
-/// another suspended greenlet kills that one from inside the killer's deallocation, one
-/// level deeper each time: freeing a chain of N greenlets that hold each other then nests
-/// N deep on the C stack, copying ever larger stack slices on every switch (quadratic
-/// time, and on 3.13+, where the trash can no longer bounds this nesting, unbounded
-/// stack). Released here, each kill starts again from a greenlet's own shallow stack.
-pub(super) unsafe fn drop_traceback_here(result: *mut PyObject) {
-    // SAFETY: GIL held (caller); `result` is what `handle_exit` made: null, or a 1-tuple
-    // holding the result, which here is the `GreenletExit` instance (or None).
-    unsafe {
-        if result.is_null()
-            || pyo3_ffi::PyTuple_CheckExact(result) == 0
-            || pyo3_ffi::PyTuple_GET_SIZE(result) != 1
-        {
-            return;
-        }
-        let exc = pyo3_ffi::PyTuple_GET_ITEM(result, 0);
-        if pyo3_ffi::PyExceptionInstance_Check(exc) != 0 {
-            pyo3_ffi::PyException_SetTraceback(exc, pyo3_ffi::Py_None());
-        }
     }
 }

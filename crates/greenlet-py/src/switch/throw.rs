@@ -114,14 +114,7 @@ pub(crate) unsafe fn throw_greenlet_exit_during_dealloc(this: *mut Greenlet) -> 
     unsafe {
         let current = thread_state::borrow_current()?;
         let old_parent = match &mut (*this).kind {
-            Kind::User {
-                parent,
-                killed_by_dealloc,
-                ..
-            } => {
-                *killed_by_dealloc = true;
-                core::mem::replace(parent, xnewref(current))
-            }
+            Kind::User { parent, .. } => core::mem::replace(parent, xnewref(current)),
             Kind::Main { .. } => return Ok(()),
         };
         set_error(
@@ -129,17 +122,89 @@ pub(crate) unsafe fn throw_greenlet_exit_during_dealloc(this: *mut Greenlet) -> 
             c"Killing the greenlet because all references have vanished.",
         );
         let r = g_switch(this);
-        if let Kind::User {
-            parent,
-            killed_by_dealloc,
-            ..
-        } = &mut (*this).kind
-        {
-            *killed_by_dealloc = false;
+        if let Kind::User { parent, .. } = &mut (*this).kind {
             crate::util::replace_owned(parent, old_parent);
         }
-        let r = r?;
-        pyo3_ffi::Py_DECREF(r);
+        release_kill_result(r?);
         Ok(())
+    }
+}
+
+/// How many releases of a killed greenlet's result may nest in one greenlet before further
+/// ones wait for an outer release to finish (CPython's trash can uses the same bound).
+const KILL_RELEASE_NESTING: u32 = 50;
+
+std::thread_local! {
+    /// Results whose release was put off because the nesting bound was reached.
+    static KILL_RELEASE_LATER: core::cell::Cell<Vec<usize>> = const { core::cell::Cell::new(Vec::new()) };
+}
+
+/// Releases the value a greenlet killed by deallocation handed back (its `GreenletExit`,
+/// in a 1-tuple).
+///
+/// Upstream releases it here, in the killer, after the trace function has seen the switch
+/// back: its traceback holds the dead greenlet's frames, so their locals go only now (and
+/// a trace function sees the switch before they go). A local holding the last reference
+/// to another suspended greenlet then kills that one from inside this release, one level
+/// deeper on this stack each time: a chain of N greenlets that hold each other would nest
+/// N deep (copying ever larger stack slices on every switch, and unbounded stack on 3.13+,
+/// whose trash can no longer bounds it). So past `KILL_RELEASE_NESTING` levels *in the
+/// running greenlet* the release is queued, and every release drains the queue when it is
+/// done, each from the same depth.
+///
+/// The depth is the running greenlet's own (`Greenlet::kill_release_depth`): a release can
+/// run any code, including a switch away that never comes back, and a thread-wide count
+/// would then stay raised for good, queueing every later release for ever.
+///
+/// # Safety
+/// The GIL is held; `r` is an owned reference.
+unsafe fn release_kill_result(r: *mut PyObject) {
+    // SAFETY: the GIL is held (contract).
+    let me = match unsafe { thread_state::borrow_current() } {
+        // SAFETY: the running greenlet's implementation, alive while it runs (and while
+        // it is suspended inside this function: only its death frees it, after this).
+        Ok(cur) => unsafe { (*cur).pimpl },
+        Err(_) => ptr::null_mut(),
+    };
+    // SAFETY: `me` is null or live (above); a read.
+    let depth = if me.is_null() { 0 } else { unsafe { (*me).kill_release_depth } };
+    // (`try_with`: during the thread's own teardown the queue may be gone; then the
+    // release happens at once.)
+    if depth >= KILL_RELEASE_NESTING
+        && KILL_RELEASE_LATER
+            .try_with(|later| {
+                let mut v = later.take();
+                v.push(r as usize);
+                later.set(v);
+            })
+            .is_ok()
+    {
+        return;
+    }
+    if !me.is_null() {
+        // SAFETY: live (above); a plain write, no borrow kept.
+        unsafe { (*me).kill_release_depth = depth + 1 };
+    }
+    // SAFETY: GIL held; we own `r`. This can run any Python code, including switches;
+    // no borrow of the thread-locals is live across it.
+    unsafe { pyo3_ffi::Py_DECREF(r) };
+    loop {
+        let next = KILL_RELEASE_LATER
+            .try_with(|later| {
+                let mut v = later.take();
+                let next = v.pop();
+                later.set(v);
+                next
+            })
+            .ok()
+            .flatten();
+        let Some(next) = next else { break };
+        // SAFETY: GIL held; the queue owned this reference.
+        unsafe { pyo3_ffi::Py_DECREF(next as *mut PyObject) };
+    }
+    if !me.is_null() {
+        // SAFETY: still the greenlet that entered this function (a switch away from it
+        // returns here only in it), alive; a plain write.
+        unsafe { (*me).kill_release_depth = depth };
     }
 }
