@@ -166,8 +166,12 @@ unsafe fn release_kill_result(r: *mut PyObject) {
         Ok(cur) => unsafe { (*cur).pimpl },
         Err(_) => ptr::null_mut(),
     };
-    // SAFETY: `me` is null or live (above); a read.
-    let depth = if me.is_null() { 0 } else { unsafe { (*me).kill_release_depth } };
+    let depth = if me.is_null() {
+        0
+    } else {
+        // SAFETY: live (above); a read.
+        unsafe { (*me).kill_release_depth }
+    };
     // (`try_with`: during the thread's own teardown the queue may be gone; then the
     // release happens at once.)
     if depth >= KILL_RELEASE_NESTING
