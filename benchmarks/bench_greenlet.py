@@ -159,12 +159,45 @@ def bm_switch_c_frames(loops, scale):
     return _ping_pong(loops, SWITCHES // scale, lambda fn: c_depth(SORTED_LEVELS, fn))
 
 
+def _ping_pong_switches_only(loops, switches, under):
+    """As _ping_pong, but the timing stops in the first greenlet right after its
+    last switch, so it holds the switches only: not the unwinding of its stack
+    nor its end (which, dedicated, returns a deep stack to the pool)."""
+    from greenlet import greenlet, getcurrent
+
+    ends = []
+
+    def body():
+        me = getcurrent()
+        me.parent.switch()  # parked, at depth
+        switch = other_of[me].switch
+        for _ in range(switches):
+            switch()
+        if me is a:
+            ends.append(_now())
+
+    elapsed = 0.0
+    for _ in range(loops):
+        a = greenlet(lambda: under(body))
+        b = greenlet(lambda: under(body))
+        other_of = {a: b, b: a}
+        a.switch()
+        b.switch()
+        t0 = _now()
+        a.switch()
+        elapsed += ends.pop() - t0
+        b.switch()
+        assert a.dead and b.dead
+    return elapsed
+
+
 def _c_depth_bench(frames):
     levels = frames // 10
     per_loop = SWITCHES // (10 if frames >= 1000 else 1)
 
     def bm(loops, scale):
-        return _ping_pong(loops, per_loop // scale, lambda fn: c_depth(levels, fn))
+        return _ping_pong_switches_only(
+            loops, per_loop // scale, lambda fn: c_depth(levels, fn))
     return bm, (lambda scale: 2 * (per_loop // scale))
 
 
