@@ -25,6 +25,7 @@ compare.py can read BENCHMARKS from any interpreter.
 """
 
 import argparse
+import os
 import sys
 from time import perf_counter as _now  # what pyperf.perf_counter is
 
@@ -43,6 +44,22 @@ SORTED_LEVELS = 10
 # and how many of them one loop of kill_deep drops.
 KILL_DEPTH = 20
 KILL_BATCH = 100
+# The depth sweep switch_c_depth_N: N C frames (N // 10 sorted() levels) under
+# both greenlets. 1000 C frames are 100 levels, about 500 KB of C stack (5 KB
+# a level on 3.11-3.13), which fits the default 1 MiB dedicated stack, its C
+# recursion budget on 3.12/3.13 and the default recursion limit (200 Python
+# frames). Sliced, one switch there copies ~500 KB, so that benchmark does a
+# tenth of the switches per loop.
+C_DEPTHS = (0, 10, 100, 1000)
+# The hub round robin: a hub greenlet switches to HUB_WORKERS workers in
+# turn, each parked HUB_LEVELS sorted() levels (~10 C frames) deep, as
+# gevent's hub does with greenlets blocked in I/O.
+HUB_WORKERS = 100
+HUB_LEVELS = 1
+HUB_ROUNDS = 50
+# Greenlets alive at once while the pool is warmed (the dedicated-stack pool
+# keeps up to 64 free stacks per thread).
+WARM_POOL = 64
 
 
 class _Ping(Exception):
@@ -140,6 +157,111 @@ def bm_switch_deeper(loops, scale):
 
 def bm_switch_c_frames(loops, scale):
     return _ping_pong(loops, SWITCHES // scale, lambda fn: c_depth(SORTED_LEVELS, fn))
+
+
+def _ping_pong_switches_only(loops, switches, under):
+    """As _ping_pong, but the timing stops in the first greenlet right after its
+    last switch, so it holds the switches only: not the unwinding of its stack
+    nor its end (which, dedicated, returns a deep stack to the pool)."""
+    from greenlet import greenlet, getcurrent
+
+    ends = []
+
+    def body():
+        me = getcurrent()
+        me.parent.switch()  # parked, at depth
+        switch = other_of[me].switch
+        for _ in range(switches):
+            switch()
+        if me is a:
+            ends.append(_now())
+
+    elapsed = 0.0
+    for _ in range(loops):
+        a = greenlet(lambda: under(body))
+        b = greenlet(lambda: under(body))
+        other_of = {a: b, b: a}
+        a.switch()
+        b.switch()
+        t0 = _now()
+        a.switch()
+        elapsed += ends.pop() - t0
+        b.switch()
+        assert a.dead and b.dead
+    return elapsed
+
+
+def _c_depth_bench(frames):
+    levels = frames // 10
+    per_loop = SWITCHES // (10 if frames >= 1000 else 1)
+
+    def bm(loops, scale):
+        return _ping_pong_switches_only(
+            loops, per_loop // scale, lambda fn: c_depth(levels, fn))
+    return bm, (lambda scale: 2 * (per_loop // scale))
+
+
+def bm_hub_round_robin(loops, scale):
+    """A hub switches to each of HUB_WORKERS workers in turn; each switches back.
+
+    The workers are the hub's children and each waits HUB_LEVELS sorted()
+    levels deep, as greenlets blocked in I/O wait under gevent's hub. Only
+    the hub's rounds are timed.
+    """
+    from greenlet import greenlet, getcurrent
+
+    rounds = max(1, HUB_ROUNDS // scale)
+    stop = []
+
+    def worker():
+        def wait():
+            back = hub.switch
+            while not stop:
+                back()
+        c_depth(HUB_LEVELS, wait)
+
+    def run_hub():
+        workers = [greenlet(worker) for _ in range(HUB_WORKERS)]
+        for w in workers:
+            w.switch()  # parked, at depth
+        elapsed = 0.0
+        for _ in range(loops):
+            t0 = _now()
+            for _ in range(rounds):
+                for w in workers:
+                    w.switch()
+            elapsed += _now() - t0
+        stop.append(True)
+        for w in workers:
+            w.switch()
+            assert w.dead
+        return elapsed
+
+    hub = greenlet(run_hub)
+    assert getcurrent() is not hub
+    return hub.switch()
+
+
+def bm_spawn_finish_warm(loops, scale):
+    """create + start + finish, after WARM_POOL greenlets were alive at once.
+
+    Dedicated: their stacks went back to the thread's pool, so every timed
+    greenlet starts on a stack from the pool (no mmap). Sliced: the same
+    workload as spawn_finish.
+    """
+    from greenlet import greenlet, getcurrent
+
+    def park():
+        getcurrent().parent.switch()
+
+    warm = [greenlet(park) for _ in range(WARM_POOL)]
+    for g in warm:
+        g.switch()
+    for g in warm:
+        g.switch()
+        assert g.dead
+    del warm
+    return bm_spawn_finish(loops, scale)
 
 
 def bm_getcurrent(loops, scale):
@@ -390,6 +512,21 @@ BENCHMARKS = [
     Bench("gc_collect", "gc.collect() with {n} suspended greenlets", bm_gc_collect,
           per="full collection"),
 ]
+for _frames in C_DEPTHS:
+    _func, _inner = _c_depth_bench(_frames)
+    BENCHMARKS.append(Bench(
+        f"switch_c_depth_{_frames}",
+        f"switch under {_frames} C frames ({_frames // 10} sorted())",
+        _func, inner=_inner, per="one-way switch"))
+BENCHMARKS += [
+    Bench("hub_round_robin",
+          f"hub round robin, {HUB_WORKERS} workers {HUB_LEVELS} sorted() deep",
+          bm_hub_round_robin,
+          inner=lambda scale: 2 * HUB_WORKERS * max(1, HUB_ROUNDS // scale),
+          per="one-way switch"),
+    Bench("spawn_finish_warm", f"create + start + finish (warm pool, {WARM_POOL})",
+          bm_spawn_finish_warm, inner=10, per="greenlet"),
+]
 BY_ID = {b.id: b for b in BENCHMARKS}
 
 # pyperf settings: (processes, values). pyperf's own default is (20, 3),
@@ -412,7 +549,39 @@ def _own_args(argv):
     p.add_argument("--bench", action="append", choices=sorted(BY_ID), default=[])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--list", action="store_true")
+    p.add_argument("--expect-stacks")
     return p.parse_known_args(argv)[0]
+
+
+def stack_mode():
+    """'dedicated' if a new greenlet gets a stack of its own, else 'sliced'.
+
+    Asked of the greenlet actually imported (GREENLET_STACKS is read at
+    import); upstream greenlet has no _stack_bounds and is always sliced.
+    """
+    from greenlet import greenlet, getcurrent
+    from greenlet import _greenlet
+
+    bounds = getattr(_greenlet, "_stack_bounds", None)
+    if bounds is None:
+        return "sliced"
+    g = greenlet(lambda: getcurrent().parent.switch())
+    g.switch()
+    mode = "sliced" if bounds(g) is None else "dedicated"
+    g.switch()
+    return mode
+
+
+def check_stacks(expected):
+    """Exit if this process does not run the stack mode its parent ran.
+
+    pyperf starts its workers with a filtered environment: a worker that
+    lost GREENLET_STACKS would silently measure the other mode.
+    """
+    if expected and stack_mode() != expected:
+        sys.exit(f"bench: expected {expected} stacks, this process runs {stack_mode()} "
+                 f"(GREENLET_STACKS={os.environ.get('GREENLET_STACKS')!r}); pass "
+                 f"--inherit-environ GREENLET_STACKS to pyperf")
 
 
 def main():
@@ -424,6 +593,8 @@ def main():
 
     import pyperf
 
+    check_stacks(own.expect_stacks)
+    mode = stack_mode()
     selected = [BY_ID[i] for i in own.bench] or BENCHMARKS
     scale = 10 if own.quick else 1
     kwargs = {}
@@ -441,6 +612,7 @@ def main():
             cmd.extend(("--bench", b))
         if args.quick:
             cmd.append("--quick")
+        cmd.extend(("--expect-stacks", mode))
 
     runner = pyperf.Runner(add_cmdline_args=pass_on, **kwargs)
     runner.argparser.add_argument(
@@ -451,7 +623,11 @@ def main():
         help="tiny workloads, one value: checks that it runs, measures little")
     runner.argparser.add_argument(
         "--list", action="store_true", help="list the benchmarks and exit")
+    runner.argparser.add_argument(
+        "--expect-stacks", choices=("sliced", "dedicated"),
+        help="exit unless greenlets run in this stack mode (GREENLET_STACKS)")
     runner.metadata["greenlet_impl"] = _implementation()
+    runner.metadata["greenlet_stacks"] = mode
 
     for b in selected:
         runner.bench_time_func(

@@ -21,6 +21,18 @@ the median is reported:
               parked right at its start (no C frames of its own).
   stack_c     the same for a greenlet parked under the C frames of the
               switch_c_frames benchmark (10 nested sorted(key=...) calls).
+  vmas        memory mappings (lines of /proc/self/maps) added by the
+              100,000 greenlets of the rss metric: with GREENLET_STACKS=
+              dedicated every greenlet maps a stack, and vm.max_map_count
+              (65,530 by default) bounds the mappings of a process.
+  dedicated   how many of those 100,000 greenlets run on a stack of their
+              own (greenlet-rs' _greenlet._stack_bounds; 0 for upstream and
+              for sliced mode). greenlet-rs starts a greenlet sliced when it
+              cannot map a stack, so this says whether 100,000 dedicated
+              greenlets can be alive at once on one thread.
+
+With GREENLET_STACKS=dedicated in the environment the children run
+greenlet-rs in that mode (compare.py --stacks does this).
 
 Linux only (RSS comes from /proc).
 """
@@ -42,7 +54,13 @@ METRICS = {
     "rss_deep": f"memory per greenlet {KILL_DEPTH} frames deep (RSS)",
     "stack": "C stack saved per idle greenlet",
     "stack_c": f"C stack saved, idle under {SORTED_LEVELS} sorted()",
+    "vmas": "memory mappings added (/proc/self/maps)",
+    "dedicated": "greenlets alive on a dedicated stack",
 }
+# The metrics compare.py shows when only one mode of ours runs.
+BASIC = ("rss", "rss_deep", "stack", "stack_c")
+# Metrics that are counts, not bytes.
+UNITS = {"vmas": "mappings", "dedicated": "greenlets"}
 # How many idle greenlets the _stack_saved medians are taken over.
 STACK_SAMPLE = 1000
 
@@ -51,6 +69,11 @@ def _rss_bytes():
     with open("/proc/self/statm") as f:
         resident_pages = int(f.read().split()[1])
     return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def _maps():
+    with open("/proc/self/maps") as f:
+        return sum(1 for _ in f)
 
 
 def _park():
@@ -98,6 +121,20 @@ def child(metric, count):
         after = _rss_bytes()
         assert len(parked) == count
         return (after - before) / count
+    if metric in ("vmas", "dedicated"):
+        from greenlet import _greenlet
+
+        for g in _idle(1000):
+            g.throw()
+        before = _maps()
+        parked = _idle(count)
+        after = _maps()
+        if metric == "vmas":
+            return after - before
+        bounds = getattr(_greenlet, "_stack_bounds", None)
+        if bounds is None:
+            return 0
+        return sum(bounds(g) is not None for g in parked)
     if metric == "stack":
         parked = _idle(STACK_SAMPLE)
     elif metric == "stack_c":
@@ -128,6 +165,8 @@ def main():
                    help="fresh processes per metric (default 3)")
     p.add_argument("--count", type=int, default=GREENLET_COUNT,
                    help=f"greenlets for the RSS metric (default {GREENLET_COUNT})")
+    p.add_argument("--metrics", default=",".join(METRICS),
+                   help="comma-separated metrics to measure (default: all)")
     p.add_argument("--child", choices=sorted(METRICS), help=argparse.SUPPRESS)
     args = p.parse_args()
 
@@ -138,12 +177,16 @@ def main():
     count, repeat = args.count, args.repeat
     if args.quick:
         count, repeat = count // 10, 1
-    results = {m: measure(sys.executable, m, count, repeat) for m in METRICS}
+    metrics = [m for m in args.metrics.split(",") if m]
+    for m in metrics:
+        if m not in METRICS:
+            p.error(f"unknown metric {m!r}; choose from {', '.join(METRICS)}")
+    results = {m: measure(sys.executable, m, count, repeat) for m in metrics}
     if args.json:
         print(json.dumps({"count": count, "repeat": repeat, "bytes": results}))
         return
-    for m, label in METRICS.items():
-        print(f"{label:45} {results[m]:10.0f} B")
+    for m in metrics:
+        print(f"{METRICS[m]:45} {results[m]:10.0f} {UNITS.get(m, 'B')}")
 
 
 if __name__ == "__main__":
