@@ -40,6 +40,20 @@ def run(code, stacks=None):
     return r
 
 
+@pytest.fixture(autouse=True)
+def default_policies():
+    """Each test starts from the default policies (sliced, no thread policy), whatever
+    GREENLET_STACKS this process was started with (make test runs the suite again under
+    GREENLET_STACKS=dedicated), and leaves them as it found them."""
+    process = greenlet.get_stack_policy()
+    thread = greenlet.get_stack_policy(thread=True)
+    greenlet.set_stack_policy("sliced")
+    greenlet.set_stack_policy(None, thread=True)
+    yield
+    greenlet.set_stack_policy(process)
+    greenlet.set_stack_policy(thread, thread=True)
+
+
 def on_own_stack():
     return greenlet.getcurrent().gr_stack_dedicated
 

@@ -140,3 +140,45 @@ def test_deep_recursion_on_a_dedicated_stack_raises_recursion_error():
     r = run(RECURSION, "dedicated", "-X", "faulthandler")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["RecursionError"] * 3
+
+
+# A greenlet on its own stack, suspended under C frames, whose thread then exits:
+# its frames must stay walkable (they were left in place at the switch away, on a
+# stack that goes away only when the greenlet is freed), and freeing it must not
+# walk into the unmapped stack.
+THREAD_DEATH = """
+    import gc, threading, greenlet
+    from greenlet import _greenlet
+    holder = {}
+    def deep(n, target):
+        if n == 0:
+            target.switch()
+            return 0
+        return sorted([1, 2], key=lambda x: deep(n - 1, target) if x == 1 else 0)[0]
+    def in_thread():
+        main = greenlet.getcurrent()
+        g = greenlet.greenlet(lambda: deep(30, main))
+        g.switch()
+        holder["g"] = g
+        holder["bounds"] = _greenlet._stack_bounds(g)
+    t = threading.Thread(target=in_thread)
+    t.start(); t.join()
+    g = holder["g"]
+    names = []
+    f = g.gr_frame
+    while f is not None:
+        names.append(f.f_code.co_name)
+        f = f.f_back
+    gc.collect()
+    print(holder["bounds"] is not None, names.count("deep"), names.count("<lambda>"))
+    del g, holder["g"], f
+    gc.collect()
+    print("freed")
+"""
+
+
+@pytest.mark.skipif(not SUPPORTED, reason="no dedicated stacks on 3.14.0")
+def test_frames_of_a_dedicated_greenlet_of_a_dead_thread():
+    r = run(THREAD_DEATH, "dedicated", "-X", "faulthandler")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "31", "31", "freed"]

@@ -221,6 +221,17 @@ impl StackState {
         top.saturating_sub(self.start as usize).max(self.saved)
     }
 
+    /// Whether a switch from this (running) greenlet to `target` leaves this greenlet's stack
+    /// untouched until it runs again: it owns a dedicated stack that no other greenlet
+    /// shares, and `target` is on another stack. (No other greenlet can start on that
+    /// stack without this one running.)
+    pub fn stays_in_place_across(&self, target: &StackState) -> bool {
+        self.owns_stack()
+            && target.domain != self.domain
+            // SAFETY: a member's domain header is live; a read.
+            && unsafe { (*self.domain).members } == 1
+    }
+
     /// Whether this greenlet owns its dedicated stack (started on it, rather than sliced on it).
     pub fn owns_stack(&self) -> bool {
         !self.domain.is_null() && self.stop == Domain::hi(self.domain)

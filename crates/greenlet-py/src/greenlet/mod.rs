@@ -386,6 +386,13 @@ impl Greenlet {
             if !me.active() {
                 return;
             }
+            // Frames left in place on its own stack must not point into it once it is gone.
+            // SAFETY: GIL held; a suspended greenlet (not running, contract) whose stack is
+            // still mapped: only the reset below gives it up.
+            #[cfg(Py_3_12)]
+            unsafe {
+                me.python.expose_if_left()
+            };
             me.stack.reset();
             me.python.take_for_clear(true)
         };

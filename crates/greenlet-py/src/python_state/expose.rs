@@ -28,6 +28,7 @@ impl PythonState {
     #[cfg(Py_3_12)]
     pub(crate) unsafe fn expose_frames(&mut self) {
         use crate::cpython::frame::{FRAME_OWNED_BY_GENERATOR, FrameObject, frame_object_of};
+        self.left_unexposed = false;
         self.relinked_len = 0;
         if let Some(spill) = self.relinked_spill.as_mut() {
             spill.clear();
@@ -102,6 +103,32 @@ impl PythonState {
         unsafe { pyo3_ffi::PyErr_SetRaisedException(pending) };
     }
 
+    /// Instead of [`Self::expose_frames`], at a switch away from a greenlet whose C stack
+    /// nothing can overwrite until it runs again (it owns a dedicated stack that no other
+    /// greenlet shares, and the switch goes to another stack): its chain, entry frames
+    /// included, stays readable where it is, so the switch costs nothing per frame. If
+    /// that stack is to go away while the greenlet is still suspended (its thread died),
+    /// [`Self::expose_if_left`] exposes the frames first.
+    #[cfg(Py_3_12)]
+    pub(crate) fn leave_unexposed(&mut self) {
+        self.left_unexposed = true;
+        self.relinked_len = 0;
+    }
+
+    /// Exposes the frames of a suspended greenlet that were left in place
+    /// ([`Self::leave_unexposed`]), before its stack goes away.
+    ///
+    /// # Safety
+    /// The GIL is held; the greenlet is suspended and its stack is still mapped and
+    /// untouched since it switched away.
+    #[cfg(Py_3_12)]
+    pub(crate) unsafe fn expose_if_left(&mut self) {
+        if self.left_unexposed {
+            // SAFETY: the contract: the state at the switch away, still in place.
+            unsafe { self.expose_frames() };
+        }
+    }
+
     /// Records that `expose_frames` changed `iframe`'s `previous` from `original`.
     #[cfg(Py_3_12)]
     fn remember_relink(&mut self, iframe: *mut InterpreterFrame, original: *mut InterpreterFrame) {
@@ -132,6 +159,7 @@ impl PythonState {
             unsafe { (*iframe).previous = original };
         }
         self.relinked_len = 0;
+        self.left_unexposed = false;
         if let Some(spill) = self.relinked_spill.as_mut() {
             spill.clear();
         }

@@ -96,6 +96,11 @@ pub(crate) struct PythonState {
     relinked: [(*mut InterpreterFrame, *mut InterpreterFrame); RELINKED_SLOTS],
     #[cfg(Py_3_12)]
     relinked_len: u8,
+    /// Whether the frames were left as they are at the last switch away (see
+    /// [`Self::needs_exposing`]): the greenlet's own stack stays in place while it is
+    /// suspended, so its chain stays walkable without relinking.
+    #[cfg(Py_3_12)]
+    left_unexposed: bool,
     #[cfg(Py_3_12)]
     #[allow(
         clippy::box_collection,
@@ -150,6 +155,8 @@ impl PythonState {
             relinked: [(ptr::null_mut(), ptr::null_mut()); RELINKED_SLOTS],
             #[cfg(Py_3_12)]
             relinked_len: 0,
+            #[cfg(Py_3_12)]
+            left_unexposed: false,
             #[cfg(Py_3_12)]
             relinked_spill: None,
         }

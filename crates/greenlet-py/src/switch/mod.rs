@@ -217,9 +217,14 @@ unsafe fn g_switchstack(this: *mut Greenlet) -> Switched {
         (*cur).exception.save(ts);
         (*this).python.will_switch_from(ts);
         SWITCHING.store(this, Ordering::Relaxed);
-        // While `cur`'s stack is still in place, make its suspended frames walkable.
+        // While `cur`'s stack is still in place, make its suspended frames walkable —
+        // unless it stays in place for as long as `cur` is suspended.
         #[cfg(Py_3_12)]
-        (*cur).python.expose_frames();
+        if (*cur).stack.stays_in_place_across(&(*this).stack) {
+            (*cur).python.leave_unexposed();
+        } else {
+            (*cur).python.expose_frames();
+        }
         let outcome = if (*this).test_hooks.fail_stack_switch {
             Err(greenlet_core::SwitchError::OutOfMemory)
         } else {
