@@ -213,8 +213,12 @@ sysroot_of() { echo "$ARM/$(suite_of "$1")-$1"; }
 write_wrapper() {
     local q
     q="$(qemu_bin)"
-    printf '#!/bin/sh\n# arm64 CPython %s under qemu-user (tools/aarch64.sh)\nexec %s -L %s -0 "$0" %s/usr/bin/python%s "$@"\n' \
-        "$3" "$q" "$2" "$2" "$3" >"$1"
+    # argv[0] is the script (sys.executable: subprocesses run under qemu too);
+    # for the bare interpreter, its real path (so sys.prefix is the sysroot's).
+    local argv0='"$0"'
+    [ "${4:-}" = bare ] && argv0="$2/usr/bin/python$3"
+    printf '#!/bin/sh\n# arm64 CPython %s under qemu-user (tools/aarch64.sh)\nexec %s -L %s -0 %s %s/usr/bin/python%s "$@"\n' \
+        "$3" "$q" "$2" "$argv0" "$2" "$3" >"$1"
     chmod +x "$1"
 }
 
@@ -222,7 +226,7 @@ cmd_python() {
     local v="$1" s
     make_sysroot "$v"
     s="$(sysroot_of "$v")"
-    write_wrapper "$s/python" "$s" "$v"
+    write_wrapper "$s/python" "$s" "$v" bare
     echo "$s/python"
 }
 
@@ -240,7 +244,8 @@ cmd_venv() {
     cmd_python "$v" >/dev/null || return 1
     full="$(sed -n 's/.*CPython //p' "$s/.complete")"
     venv="$ROOT/.venv-test-aarch64-$full"
-    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c '' 2>/dev/null; then
+    if [ ! -x "$venv/bin/python" ] || ! grep -qx "home = $s/usr/bin" "$venv/pyvenv.cfg" ||
+        ! "$venv/bin/python" -c '' 2>/dev/null; then
         rm -rf "$venv"
         say "making $venv"
         "$s/python" -m venv --without-pip "$venv" || die "venv failed"
@@ -286,7 +291,9 @@ cp -f "\$CARGO_TARGET_DIR/$TARGET/debug/liblayout_check.so" "\$CARGO_TARGET_DIR/
 EOF
     cat >"$d/cc" <<EOF
 #!/bin/sh
-# cross gcc; the executable it makes (-o OUT) becomes a script running it under qemu
+# run.sh's offsets.c: cross gcc, and the executable it makes (-o OUT) becomes a
+# script running it under qemu. Anything else (cargo links build scripts with cc): the host's.
+case "\$*" in *offsets.c*) ;; *) PATH="$PATH" exec cc "\$@" ;; esac
 out=
 prev=
 for a in "\$@"; do [ "\$prev" = -o ] && out="\$a"; prev="\$a"; done
