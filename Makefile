@@ -8,8 +8,8 @@ DEV_VENV ?= .venv-dev
 .PHONY: help demo build-dev lint test-rust test-py test test-aarch64 stress bench wheels
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
-		awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  %-13s %s\n", $$1, $$2}'
 
 demo: ## build greenlet-rs, install it into .venv, run examples/demo.py
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
