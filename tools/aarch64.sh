@@ -11,6 +11,8 @@
 #                                       tools and greenlet-rs (WHEEL, else built here); prints
 #                                       its python
 #   tools/aarch64.sh suite X.Y SUITE    one suite on the venv: python | cython | layout | upstream
+#   tools/aarch64.sh baseline X.Y       upstream greenlet 3.5.6's own aarch64 wheel on upstream's
+#                                       suite (venv .venv-upstream-aarch64-X.Y.Z), for comparison
 #
 # What it needs, installed by `setup` when missing (apt-get only as root; only these
 # packages): qemu-user (or qemu-user-static), gcc-aarch64-linux-gnu,
@@ -238,12 +240,10 @@ build_wheel() {
     PYTHONS="$v" ARCHS=aarch64 WHEEL_OUT="$out" bash "$ROOT/tools/build-wheels.sh" >&2
 }
 
-cmd_venv() {
-    local v="$1" wheel="${2:-}" s full venv py
+# wrapper_venv X.Y DIR: a venv of the arm64 CPython X.Y whose python runs under qemu.
+wrapper_venv() {
+    local v="$1" venv="$2" s
     s="$(sysroot_of "$v")"
-    cmd_python "$v" >/dev/null || return 1
-    full="$(sed -n 's/.*CPython //p' "$s/.complete")"
-    venv="$ROOT/.venv-test-aarch64-$full"
     if [ ! -x "$venv/bin/python" ] || ! grep -qx "home = $s/usr/bin" "$venv/pyvenv.cfg" ||
         ! "$venv/bin/python" -c '' 2>/dev/null; then
         rm -rf "$venv"
@@ -255,6 +255,15 @@ cmd_venv() {
         ln -s python "$venv/bin/python$v"
         "$venv/bin/python" -m ensurepip --upgrade --default-pip >&2 || { rm -rf "$venv"; die "ensurepip failed"; }
     fi
+}
+
+full_version() { sed -n 's/.*CPython //p' "$(sysroot_of "$1")/.complete"; }
+
+cmd_venv() {
+    local v="$1" wheel="${2:-}" venv py
+    cmd_python "$v" >/dev/null || return 1
+    venv="$ROOT/.venv-test-aarch64-$(full_version "$v")"
+    wrapper_venv "$v" "$venv"
     py="$venv/bin/python"
     if ! "$py" -c 'import pytest, Cython, objgraph, psutil, setuptools' 2>/dev/null; then
         "$py" -m pip install -q pytest cython objgraph psutil setuptools >&2 || die "installing the test tools failed"
@@ -341,6 +350,19 @@ cmd_suite() {
     esac
 }
 
+# The baseline: upstream greenlet 3.5.6's own aarch64 wheel on upstream's suite.
+cmd_baseline() {
+    local v="$1" venv
+    cmd_python "$v" >/dev/null || return 1
+    venv="$ROOT/.venv-upstream-aarch64-$(full_version "$v")"
+    wrapper_venv "$v" "$venv"
+    "$venv/bin/python" -m pip install -q --only-binary=:all: greenlet==3.5.6 objgraph psutil setuptools >&2 ||
+        die "installing upstream's greenlet 3.5.6 wheel failed"
+    export QEMU_LD_PREFIX="$(sysroot_of "$v")" CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ PYTHONFAULTHANDLER=1
+    "$venv/bin/python" -m pip list 2>/dev/null | grep -i '^greenlet ' >&2
+    exec "$venv/bin/python" tools/upstream_suite.py --allow-upstream
+}
+
 # Standalone: every suite on each version, with a summary.
 cmd_test() {
     local versions=("$@") v suite rows=() failed=0 start log counts
@@ -387,6 +409,7 @@ setup) setup ;;
 python) shift; cmd_python "${1:?X.Y}" ;;
 venv) shift; setup; cmd_venv "${1:?X.Y}" "${2:-}" ;;
 suite) shift; cmd_suite "${1:?X.Y}" "${2:?suite}" ;;
+baseline) shift; setup; cmd_baseline "${1:?X.Y}" ;;
 test) shift; cmd_test "$@" ;;
 [0-9]*) cmd_test "$@" ;;
 -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' ;;
