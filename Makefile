@@ -5,11 +5,11 @@ VENV     ?= .venv
 DEV_VENV ?= .venv-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help demo build-dev lint test-rust test-py test stress bench wheels
+.PHONY: help demo build-dev lint test-rust test-py test test-aarch64 stress bench wheels
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
-		awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  %-13s %s\n", $$1, $$2}'
 
 demo: ## build greenlet-rs, install it into .venv, run examples/demo.py
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test-py: ## the Python suites on one interpreter (PYTHON=python3.12, a path, 3.1
 test: ## every test on every CPython found; names the ones of the matrix it skipped (PYTHONS="3.11 debian-3.14" to choose)
 	bash tools/test.sh
 
+AARCH64_PYTHONS ?= 3.11 3.14
+test-aarch64: ## the Python suites on Debian's arm64 CPythons under qemu-user (AARCH64_PYTHONS="3.11 3.13 3.14"); installs qemu and the cross gcc as root
+	PYTHONS="$(addprefix aarch64-,$(AARCH64_PYTHONS))" RUST_TESTS=0 CLIENTS=none bash tools/test.sh
+
 STRESS_OPS ?= 1000000
 stress: ## long stress run (STRESS_OPS=1000000 random operations, threads and signals) on PYTHON, built into .venv-stress-<name>
 	test -x .venv-stress-$(notdir $(PYTHON))/bin/python || $(PYTHON) -m venv .venv-stress-$(notdir $(PYTHON))
@@ -46,7 +50,7 @@ stress: ## long stress run (STRESS_OPS=1000000 random operations, threads and si
 bench: ## benchmarks against upstream greenlet 3.5.6, side by side (BENCH_ARGS=--quick|--fast)
 	$(PYTHON) benchmarks/compare.py $(BENCH_ARGS)
 
-wheels: ## one wheel per CPython into dist/ (PYTHONS="3.11 debian-3.14" to choose)
+wheels: ## manylinux_2_28 wheels, x86_64 and aarch64, one per CPython into dist/ (PYTHONS="3.11 debian-3.14", ARCHS=x86_64 to choose)
 	bash tools/build-wheels.sh
 
 .PHONY: cross-check

@@ -7,8 +7,11 @@
 #   REQUIRE_ALL_PYTHONS=1 tools/test.sh          # the whole matrix or fail (.ci/run)
 #
 # The matrix: 3.10 3.11 3.12 3.13 (pyenv's builds, else pythonX.Y on PATH),
-# debian-3.13 debian-3.14 debian-3.15 (Debian's builds) and debian-3.14d (its
-# Py_DEBUG build). A debian-X.Y comes from ../shared/tools/get-cpython when
+# debian-3.13 debian-3.14 debian-3.15 (Debian's builds), debian-3.14d (its
+# Py_DEBUG build) and aarch64-3.11 aarch64-3.14 (Debian's arm64 builds, run
+# under qemu-user by tools/aarch64.sh; an aarch64-X.Y leg is skipped loudly
+# where qemu or the cross tools are missing and cannot be installed, i.e. not
+# root). A debian-X.Y comes from ../shared/tools/get-cpython when
 # that exists (it downloads and caches it), else from what it already put in
 # ~/.cache/greenlet-pythons/X.Y. With $PYTHONS unset, an interpreter of the
 # matrix that is not here is SKIPPED (named, with the reason, at the start
@@ -49,7 +52,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-MATRIX="3.10 3.11 3.12 3.13 debian-3.13 debian-3.14 debian-3.15 debian-3.14d"
+MATRIX="3.10 3.11 3.12 3.13 debian-3.13 debian-3.14 debian-3.15 debian-3.14d aarch64-3.11 aarch64-3.14"
 if [ -n "${PYTHONS:-}" ]; then
     EXPLICIT=1
 else
@@ -303,8 +306,29 @@ setup_python() {
     return 0
 }
 
+# aarch64-X.Y: tools/aarch64.sh installs what it needs (as root), fetches the
+# arm64 CPython, builds the manylinux aarch64 wheel and makes the venv.
+AARCH64=()
+setup_aarch64() {
+    local v="${1#aarch64-}" why start=$SECONDS
+    if ! why="$(bash tools/aarch64.sh check)"; then
+        missing "$1" "$why"
+        return
+    fi
+    if bash tools/aarch64.sh venv "$v" 2>&1 | tee "$LOG_DIR/install-$1.log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+        record "install-$1" ok "built and installed in $((SECONDS - start))s"
+        AARCH64+=("$v")
+    else
+        record "install-$1" "FAILED (tools/aarch64.sh venv $v)"
+    fi
+}
+
 for want in $PYTHONS; do
     note "interpreter $want"
+    if [[ "$want" == aarch64-* ]]; then
+        setup_aarch64 "$want"
+        continue
+    fi
     if ! py="$(find_python "$want")"; then
         missing "python-$want" "$py"
         continue
@@ -333,7 +357,7 @@ if [ "${#SKIPPED[@]}" -gt 0 ]; then
     printf '!!!!   %s\n' "${SKIPPED[@]}"
     echo "!!!! (CI tests all of them: .ci/run sets REQUIRE_ALL_PYTHONS=1)"
 fi
-if [ "${#VERSIONS[@]}" -eq 0 ]; then
+if [ "${#VERSIONS[@]}" -eq 0 ] && [ "${#AARCH64[@]}" -eq 0 ]; then
     note "no interpreter found"
     record "interpreters" "FAILED (none found)" "need CPython >= 3.10: pyenv, pythonX.Y on PATH or PYTHONS=/path/to/python"
 fi
@@ -399,6 +423,20 @@ for ver in "${VERSIONS[@]}"; do
     done
 done
 
+# The arm64 CPythons under qemu: the pytest suites, the layout check against
+# the arm64 headers and upstream's suite (no stubtest: it is the same Python
+# code as on x86_64).
+for v in "${AARCH64[@]}"; do
+    for suite in python cython; do
+        run_suite "pytest-aarch64-$v-$suite" pytest bash tools/aarch64.sh suite "$v" "$suite"
+    done
+    run_suite "layout-check-aarch64-$v" layout bash tools/aarch64.sh suite "$v" layout
+    run_suite "upstream-suite-aarch64-$v" upstream bash tools/aarch64.sh suite "$v" upstream
+    if [ -z "$(counts_of upstream "$LOG_DIR/upstream-suite-aarch64-$v.log")" ]; then
+        run_suite "upstream-suite-aarch64-$v-isolated" upstream bash tools/aarch64.sh suite "$v" upstream-isolated
+    fi
+done
+
 # ---------------------------------------------------------------- clients
 
 # Real clients, installed from PyPI as published, against our greenlet and (as the
@@ -458,7 +496,7 @@ if [ "${#SKIPPED[@]}" -gt 0 ]; then
     echo "!!!! SKIPPED ${#SKIPPED[@]} interpreter(s) or client suite(s) that cannot run here (CI runs them all):"
     printf '!!!!   %s\n' "${SKIPPED[@]}"
 fi
-echo "tested on: ${VERSIONS[*]:-nothing}"
+echo "tested on: ${VERSIONS[*]:-nothing}${AARCH64[*]:+ (aarch64, under qemu: ${AARCH64[*]})}"
 if [ "$FAILED" -ne 0 ]; then
     echo "RESULT: FAILED (logs in $LOG_DIR)"
     exit 1
