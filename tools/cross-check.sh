@@ -68,7 +68,12 @@ step() {
     fi
 }
 
-skip() { # NAME REASON
+skip() { # NAME REASON (a failure under REQUIRE_ALL_PYTHONS=1, as in CI)
+    if [ "${REQUIRE_ALL_PYTHONS:-0}" = 1 ]; then
+        FAILURES+=("$1 (required: $2)")
+        echo "==== FAILED (required, cannot run): $1: $2"
+        return
+    fi
     SKIPPED=$((SKIPPED + 1))
     echo "!!!! SKIPPING $1: $2"
 }
