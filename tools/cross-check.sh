@@ -70,6 +70,7 @@ step() {
 
 skip() { # NAME REASON (a failure under REQUIRE_ALL_PYTHONS=1, as in CI)
     if [ "${REQUIRE_ALL_PYTHONS:-0}" = 1 ]; then
+        FAILED=$((FAILED + 1))
         FAILURES+=("$1 (required: $2)")
         echo "==== FAILED (required, cannot run): $1: $2"
         return
