@@ -227,16 +227,29 @@ pub const MIN_STACK_SIZE: usize = 64 << 10;
 /// shallow touches only this much, so a pool hit costs no page faults).
 pub const KEEP_RESIDENT: usize = 64 << 10;
 
-/// How many free stacks a thread keeps for reuse by default.
+/// How many free stacks a thread keeps for reuse at first.
 pub const DEFAULT_POOL_CAP: usize = 64;
+
+/// How far the pool's cap grows on its own (see [`Pool`]).
+pub const MAX_ADAPTIVE_POOL_CAP: usize = 1024;
 
 /// A thread's free stacks: a LIFO list through the headers (the most recently used, still warm in
 /// cache and resident, is reused first), up to a cap; stacks beyond it are unmapped.
+///
+/// Unless set explicitly, the cap follows demand: each `take` that finds the pool empty raises
+/// it by one, up to [`MAX_ADAPTIVE_POOL_CAP`]. A thread that keeps, say, 100 greenlets alive at
+/// a time then stops mapping and unmapping the 36 stacks beyond the first 64 on every round
+/// (measured with gevent: 3,774 `mmap` and 3,605 `munmap` calls over 100 rounds of 100
+/// greenlets, against 160 and 5 for rounds of 50). It does not shrink back: a pooled stack
+/// costs its resident top (a few pages for a greenlet that stayed shallow; everything below
+/// [`KEEP_RESIDENT`] was given back).
 #[derive(Debug)]
 pub(crate) struct Pool {
     head: *mut Domain,
     len: usize,
     cap: usize,
+    /// Whether the cap follows demand (it was never set explicitly).
+    adaptive: bool,
     /// Stacks this pool mapped anew (a `take` that found none to reuse).
     mapped: usize,
 }
@@ -247,6 +260,7 @@ impl Pool {
             head: ptr::null_mut(),
             len: 0,
             cap: DEFAULT_POOL_CAP,
+            adaptive: true,
             mapped: 0,
         }
     }
@@ -261,6 +275,7 @@ impl Pool {
 
     pub(crate) fn set_cap(&mut self, cap: usize) {
         self.cap = cap;
+        self.adaptive = false;
         while self.len > self.cap {
             drop(self.pop());
         }
@@ -279,6 +294,10 @@ impl Pool {
             while self.len > 0 {
                 drop(self.pop());
             }
+        }
+        if self.adaptive && self.cap < MAX_ADAPTIVE_POOL_CAP {
+            // More stacks were wanted at once than the pool keeps: keep one more.
+            self.cap += 1;
         }
         let stack = Stack::new(size);
         self.mapped += usize::from(stack.is_some());

@@ -127,7 +127,9 @@ mod os;
 mod stack_state;
 mod switch;
 
-pub use domain::{DEFAULT_POOL_CAP, KEEP_RESIDENT, MIN_STACK_SIZE, Stack, StackEntry};
+pub use domain::{
+    DEFAULT_POOL_CAP, KEEP_RESIDENT, MAX_ADAPTIVE_POOL_CAP, MIN_STACK_SIZE, Stack, StackEntry,
+};
 #[cfg(unix)]
 pub use os::{StackStats, stats as stack_stats};
 pub use stack_state::StackState;

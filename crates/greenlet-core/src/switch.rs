@@ -118,8 +118,9 @@ impl SwitchContext {
         self.pool.mapped()
     }
 
-    /// Keep at most `cap` free stacks (unmapping any beyond it now); the default is
-    /// [`DEFAULT_POOL_CAP`](crate::DEFAULT_POOL_CAP).
+    /// Keep at most `cap` free stacks (unmapping any beyond it now), from now on; by default
+    /// the cap starts at [`DEFAULT_POOL_CAP`](crate::DEFAULT_POOL_CAP) and follows demand up
+    /// to [`MAX_ADAPTIVE_POOL_CAP`](crate::MAX_ADAPTIVE_POOL_CAP).
     pub fn set_stack_pool_cap(&mut self, cap: usize) {
         self.pool.set_cap(cap);
     }

@@ -298,6 +298,31 @@ fn the_pool_keeps_its_cap_and_decommits_what_a_deep_greenlet_touched() {
     });
 }
 
+#[test]
+fn the_pool_grows_to_what_is_alive_at_once() {
+    on_thread(|| {
+        let main = current();
+        let round = |n: usize| {
+            let gs: Vec<G> = (0..n)
+                .map(|i| spawn_dedicated(SIZE, move |_| main.switch(i)))
+                .collect();
+            for (i, &g) in gs.iter().enumerate() {
+                assert_eq!(g.switch(0), i);
+            }
+            for &g in &gs {
+                g.switch(0);
+                assert!(g.is_dead());
+            }
+        };
+        // 100 alive at once: the first round maps 100 stacks, and keeps them all (the cap
+        // grew from 64 by one per stack it had to map); the second maps none.
+        round(100);
+        assert_eq!(pool_counts(), (100, 100));
+        round(100);
+        assert_eq!(pool_counts(), (100, 100));
+    });
+}
+
 /// Recurse with 1 KiB frames full of a non-zero pattern, `levels` KiB deep, and switch to `to`
 /// from the bottom.
 #[inline(never)]
