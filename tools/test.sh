@@ -398,6 +398,10 @@ if [ "${#AARCH64_WANTED[@]}" -gt 0 ]; then
             for suite in python cython; do
                 run_suite "pytest-aarch64-$v-$suite" pytest bash tools/aarch64.sh suite "$v" "$suite"
             done
+            for mode in $STACK_MODES; do
+                run_suite "pytest-aarch64-$v-python-$mode" pytest \
+                    env GREENLET_STACKS="$mode" bash tools/aarch64.sh suite "$v" python
+            done
             run_suite "layout-check-aarch64-$v" layout bash tools/aarch64.sh suite "$v" layout
             run_suite "upstream-suite-aarch64-$v" upstream bash tools/aarch64.sh suite "$v" upstream
             if [ -z "$(counts_of upstream "$LOG_DIR/upstream-suite-aarch64-$v.log")" ]; then
