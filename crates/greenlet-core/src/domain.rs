@@ -230,7 +230,8 @@ pub const KEEP_RESIDENT: usize = 64 << 10;
 /// How many free stacks a thread keeps for reuse at first.
 pub const DEFAULT_POOL_CAP: usize = 64;
 
-/// How far the pool's cap grows on its own (see [`Pool`]).
+/// How far a thread's pool of free stacks raises its own cap (see
+/// [`SwitchContext::set_stack_pool_cap`](crate::SwitchContext::set_stack_pool_cap)).
 pub const MAX_ADAPTIVE_POOL_CAP: usize = 1024;
 
 /// A thread's free stacks: a LIFO list through the headers (the most recently used, still warm in
