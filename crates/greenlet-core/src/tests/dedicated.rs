@@ -284,33 +284,31 @@ fn the_pool_keeps_its_cap_and_decommits_what_a_deep_greenlet_touched() {
         let ctx = context();
         // SAFETY: this thread's context, not borrowed elsewhere during the call.
         unsafe { (*ctx).set_stack_pool_cap(2) };
-        let main = current();
-        let gs: Vec<G> = (0..5)
-            .map(|i| spawn_dedicated(SIZE, move |_| main.switch(i)))
-            .collect();
-        for (i, &g) in gs.iter().enumerate() {
-            assert_eq!(g.switch(0), i);
-        }
-        for &g in &gs {
-            g.switch(0);
-        }
+        park_then_finish(5);
         assert_eq!(pool_counts(), (2, 5));
     });
+}
+
+/// `n` dedicated greenlets alive at once (each parked in main), then each finished.
+fn park_then_finish(n: usize) -> Vec<G> {
+    let main = current();
+    let gs: Vec<G> = (0..n)
+        .map(|i| spawn_dedicated(SIZE, move |_| main.switch(i)))
+        .collect();
+    for (i, &g) in gs.iter().enumerate() {
+        assert_eq!(g.switch(0), i);
+    }
+    for &g in &gs {
+        g.switch(0);
+    }
+    gs
 }
 
 #[test]
 fn the_pool_grows_to_what_is_alive_at_once() {
     on_thread(|| {
-        let main = current();
         let round = |n: usize| {
-            let gs: Vec<G> = (0..n)
-                .map(|i| spawn_dedicated(SIZE, move |_| main.switch(i)))
-                .collect();
-            for (i, &g) in gs.iter().enumerate() {
-                assert_eq!(g.switch(0), i);
-            }
-            for &g in &gs {
-                g.switch(0);
+            for g in park_then_finish(n) {
                 assert!(g.is_dead());
             }
         };
