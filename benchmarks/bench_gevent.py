@@ -240,7 +240,7 @@ def main():
     runner.argparser.add_argument(
         "--list", action="store_true", help="list the benchmarks and exit")
     runner.argparser.add_argument(
-        "--expect-stacks", choices=("sliced", "dedicated"),
+        "--expect-stacks", choices=("sliced", "dedicated", "auto"),
         help="exit unless greenlets run in this stack mode (GREENLET_STACKS)")
     import gevent
     import greenlet

@@ -554,14 +554,20 @@ def _own_args(argv):
 
 
 def stack_mode():
-    """'dedicated' if a new greenlet gets a stack of its own, else 'sliced'.
+    """'dedicated' if a new greenlet gets a stack of its own, else 'sliced';
+    'auto' under the auto policy (which starts every kind of greenlet sliced
+    and moves the kinds that copy much to stacks of their own).
 
     Asked of the greenlet actually imported (GREENLET_STACKS is read at
     import); upstream greenlet has no _stack_bounds and is always sliced.
     """
+    import greenlet as greenlet_module
     from greenlet import greenlet, getcurrent
     from greenlet import _greenlet
 
+    policy = getattr(greenlet_module, "get_stack_policy", lambda: None)()
+    if policy is not None and policy.startswith("auto"):
+        return "auto"
     bounds = getattr(_greenlet, "_stack_bounds", None)
     if bounds is None:
         return "sliced"
@@ -624,7 +630,7 @@ def main():
     runner.argparser.add_argument(
         "--list", action="store_true", help="list the benchmarks and exit")
     runner.argparser.add_argument(
-        "--expect-stacks", choices=("sliced", "dedicated"),
+        "--expect-stacks", choices=("sliced", "dedicated", "auto"),
         help="exit unless greenlets run in this stack mode (GREENLET_STACKS)")
     runner.metadata["greenlet_impl"] = _implementation()
     runner.metadata["greenlet_stacks"] = mode

@@ -7,7 +7,7 @@
     python benchmarks/compare.py --python /path/to/python3.13
     python benchmarks/compare.py --bench throw --bench chain --no-memory
     python benchmarks/compare.py --stacks sliced,dedicated     # ours in both stack modes
-    python benchmarks/compare.py --suite gevent --stacks sliced,dedicated  # gevent workloads
+    python benchmarks/compare.py --suite gevent --stacks sliced,dedicated,auto  # gevent workloads
 
 It keeps two virtualenvs of the chosen interpreter (default: the one running
 this script) under ~/.cache/greenlet-rs/bench/<interpreter>/ ($GREENLET_RS_CACHE
@@ -23,9 +23,9 @@ a Markdown table of medians and the ratio ours / upstream (below 1: ours is
 faster or smaller). The raw pyperf JSON files and logs stay in the run
 directory it names.
 
---stacks runs ours once per stack mode listed (sliced, dedicated or
-dedicated:SIZE: the value of GREENLET_STACKS, which greenlet-rs reads at
-import; sliced is the default). With more than one, the table has one
+--stacks runs ours once per stack mode listed (sliced, dedicated, auto,
+dedicated:SIZE or auto:SIZE: the value of GREENLET_STACKS, which greenlet-rs
+reads at import; sliced is the default). With more than one, the table has one
 column per mode and one ratio per mode, each against upstream, and every
 round runs upstream and each mode of ours, in an order reversed every round.
 Each pyperf worker checks that it really runs the mode asked for.
@@ -89,15 +89,16 @@ class Variant:
         return env
 
     def expected_mode(self):
-        return "dedicated" if (self.stacks or "").startswith("dedicated") else "sliced"
+        mode = (self.stacks or "sliced").split(":")[0]
+        return mode if mode in ("dedicated", "auto") else "sliced"
 
 
 def variants_for(stacks):
     """The columns for --stacks: upstream, then ours once per mode."""
     modes = [m.strip() for m in stacks.split(",") if m.strip()]
     for m in modes:
-        if m.split(":")[0] not in ("sliced", "dedicated"):
-            die(f"--stacks: {m!r} is not sliced, dedicated or dedicated:SIZE")
+        if m.split(":")[0] not in ("sliced", "dedicated", "auto"):
+            die(f"--stacks: {m!r} is not sliced, dedicated, auto or dedicated:SIZE / auto:SIZE")
     out = [Variant("upstream", "upstream", "upstream")]
     if modes == ["sliced"]:
         # The original two columns, GREENLET_STACKS left unset.
@@ -374,7 +375,7 @@ def main():
     p.add_argument("--no-memory", action="store_true", help="skip the memory metrics")
     p.add_argument("--stacks", default="sliced",
                    help="comma-separated GREENLET_STACKS modes to run ours in: "
-                        "sliced, dedicated, dedicated:SIZE (default: sliced, with "
+                        "sliced, dedicated, auto, or with :SIZE (default: sliced, with "
                         "GREENLET_STACKS unset: the two-column table)")
     p.add_argument("--rounds", type=int, default=2,
                    help="alternating rounds per benchmark (default 2: "

@@ -88,9 +88,11 @@ def main(argv=None):
     if args.signals:
         opts.append("--signals")
     import greenlet
-    sys.stdout.write("stress: greenlet %s (%s) on %s\n" % (
+    policy = getattr(greenlet, "get_stack_policy", lambda: None)()
+    sys.stdout.write("stress: greenlet %s (%s) on %s%s\n" % (
         greenlet.__version__, getattr(greenlet, "__implementation__", "upstream"),
-        sys.version.split()[0] + (" debug" if hasattr(sys, "gettotalrefcount") else "")))
+        sys.version.split()[0] + (" debug" if hasattr(sys, "gettotalrefcount") else ""),
+        ", stacks " + policy if policy else ""))
     sys.stdout.flush()
     start = time.time()
     deadline = start + args.minutes * 60 if args.minutes is not None else None
