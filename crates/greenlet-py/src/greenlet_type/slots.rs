@@ -15,8 +15,34 @@ use pyo3_ffi::*;
 
 crate::cpython::libpython::extern_libpython! {
     /// Re-initialises the reference bookkeeping of a resurrected object (exported by
-    /// libpython on every supported version; not bound by pyo3-ffi).
+    /// libpython on every supported version; not bound by pyo3-ffi). A debug build also
+    /// counts it in its total of references, which the resurrection did not take.
+    #[cfg(not(Py_3_12))]
     fn _Py_NewReference(op: *mut PyObject);
+    /// The same without counting it in a debug build's total (3.12+), so that total comes
+    /// back to where it was once the resurrected greenlet is gone.
+    #[cfg(Py_3_12)]
+    fn _Py_NewReferenceNoTotal(op: *mut PyObject);
+}
+
+/// Re-registers a resurrected object (its deallocation had started) as alive. On 3.12+
+/// the debug build's total of references is left alone, as CPython's own resurrection
+/// leaves it; before 3.12 it grows by one per resurrection (no exported way to avoid it;
+/// no debug build of those versions is tested).
+///
+/// # Safety
+/// The GIL is held; `op` is an object whose deallocation resurrected it.
+unsafe fn renew_reference(op: *mut PyObject) {
+    // SAFETY: this function's contract.
+    #[cfg(Py_3_12)]
+    unsafe {
+        _Py_NewReferenceNoTotal(op)
+    };
+    // SAFETY: this function's contract.
+    #[cfg(not(Py_3_12))]
+    unsafe {
+        _Py_NewReference(op)
+    };
 }
 
 /// `tp_new`: allocates the object and its implementation; the parent is the current
@@ -445,7 +471,7 @@ unsafe fn kill_on_dealloc(slf: *mut PyObject) -> bool {
         // class) will drop the instance's type reference, give it one to drop.
         // SAFETY: a resurrected object whose reference bookkeeping the deallocation
         // reset.
-        unsafe { _Py_NewReference(slf) };
+        unsafe { renew_reference(slf) };
         // SAFETY: as above.
         unsafe { set_refcnt(slf, refcnt) };
         // SAFETY: a live object.
