@@ -270,7 +270,6 @@ extra_pythons() {
 
 declare -A VENV=()    # version -> venv dir, only for successful installs
 declare -A SEEN=()    # version or X.Y -> the entry that found it
-declare -A ENTRY=()   # version -> its entry in PYTHONS (3.11, debian-3.14d, ...)
 VERSIONS=()
 
 # setup_python ENTRY PATH: venv, test tools, build and install greenlet-rs.
@@ -300,7 +299,6 @@ setup_python() {
     fi
     SEEN[$ver]="$want"
     SEEN[$minor]="$want"
-    ENTRY[$ver]="$want"
     local venv="$ROOT/.venv-test-$ver"
     VERSIONS+=("$ver")
     echo "$py -> $venv"
@@ -481,7 +479,7 @@ for ver in "${VERSIONS[@]}"; do
             run_suite "pytest-$ver-$(basename "$dir")-$mode" pytest env GREENLET_STACKS="$mode" \
                 "$venv/bin/python" -m pytest -q -p no:cacheprovider "${PYTEST_EXTRA[@]}" "$dir"
         done
-        if ! mode_is_auto "$mode" || in_list "${ENTRY[$ver]}" $AUTO_UPSTREAM; then
+        if ! mode_is_auto "$mode" || in_list "${SEEN[$ver]}" $AUTO_UPSTREAM; then
             run_suite "upstream-suite-$ver-$mode" upstream env GREENLET_STACKS="$mode" \
                 "$venv/bin/python" tools/upstream_suite.py --no-prepare "${UPSTREAM_EXTRA[@]}"
         fi
@@ -534,8 +532,8 @@ if [ "$CLIENTS" != none ]; then
         fi
         run_suite "client-$client-3.11" client \
             "$py311" tools/clients.py "$client" --python 3.11 --baseline
-        # Again with every greenlet on a stack of its own, compared with the
-        # upstream results just saved.
+        # Again in each of STACK_MODES (auto only for AUTO_CLIENTS), compared
+        # with the upstream results just saved.
         for mode in $STACK_MODES; do
             mode_is_auto "$mode" && ! in_list "$client" $AUTO_CLIENTS && continue
             run_suite "client-$client-3.11-$mode" client env GREENLET_STACKS="$mode" \
